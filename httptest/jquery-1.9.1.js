@@ -1,0 +1,1 @@
+/* stand-in */ window.jQuery = function () { return 42; };

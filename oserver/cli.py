@@ -1,0 +1,95 @@
+"""Command line: flags (one long flag per config option, plus the usual short ones), -s, -t, --version.
+
+Turns argv into a validated Config and hands it to the master, or signals a running master. Every failure
+before the first fork is one clear line on stderr and a non-zero exit.
+"""
+
+import argparse
+import sys
+
+from oserver import __version__
+from oserver.config import FIELDS, ConfigError, build_config
+from oserver.logs import setup_error_log
+from oserver.master import CONTROL_SIGNALS, Master, send_control_signal
+
+SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
+LONG_FLAGS = {"pid_file": "--pid"}
+CLI_ONLY_IN_FILE = ("cache_max_age_by_ext",)  # a table: set it in the config file
+
+DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 static-file server."
+EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Signals to the master: "
+          "TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU one worker more/fewer.")
+
+
+def flag_help(name):
+    f = FIELDS[name]
+    default = f.default
+    if isinstance(default, tuple):
+        default = " ".join(default) if default else "none"
+    unit = f.metadata["unit"]
+    return f"{f.metadata['help']} (default: {default}{' ' + unit if unit else ''})".replace("%", "%%")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="httpd.py", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"oserver {__version__}")
+    parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file (see conf/oserver.toml)")
+    parser.add_argument("-s", "--signal", choices=sorted(CONTROL_SIGNALS),
+                        help="signal the running master (found through the pidfile) and exit")
+    parser.add_argument("-t", "--test-config", action="store_true", help="check the configuration and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines (log_level debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    for name, f in FIELDS.items():
+        if name in CLI_ONLY_IN_FILE:
+            continue
+        flags = [LONG_FLAGS.get(name, "--" + name.replace("_", "-"))]
+        if name in SHORT_FLAGS:
+            flags.insert(0, SHORT_FLAGS[name])
+        kwargs = {"dest": name, "default": None, "help": flag_help(name)}
+        if f.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.type is tuple:
+            kwargs.update(action="append", metavar=name.upper().split("_")[0])
+        else:
+            kwargs.update(type=f.type, metavar=name.upper().split("_")[-1] if f.type is str else "N")
+        parser.add_argument(*flags, **kwargs)
+    return parser
+
+
+def overrides_from(args):
+    """The options given on the command line, as {option: value}."""
+    values = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+    if args.verbose:
+        values["log_level"] = "debug"
+    elif args.quiet:
+        values["log_level"] = "warning"
+    return values
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    overrides = overrides_from(args)
+    try:
+        config = build_config(args.config, overrides)
+    except ConfigError as e:
+        print(f"oserver: error: {e}", file=sys.stderr)
+        return 1
+    if args.test_config:
+        print(f"oserver: configuration {args.config or '(defaults and flags)'} is OK")
+        return 0
+    if args.signal:
+        if not config.pid_file:
+            print("oserver: error: -s needs the pidfile (--pid FILE or pid_file in the config)", file=sys.stderr)
+            return 1
+        return send_control_signal(config.pid_file, args.signal)
+    try:
+        setup_error_log(config.error_log, config.log_level)
+    except OSError as e:
+        print(f"oserver: error: cannot open error log {config.error_log}: {e.strerror}", file=sys.stderr)
+        return 1
+    master = Master(config, args.config, overrides)
+    try:
+        return master.run()
+    except ConfigError as e:
+        print(f"oserver: error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,173 @@
+"""Configuration: one frozen Config built from defaults < TOML file < command-line flags, then validated.
+
+This module is the single source of truth for every option: its name, default, type, check and help text.
+It never touches sockets or processes.
+"""
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message naming the offending key."""
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def option(default, help, *, check=None, unit=""):
+    """A Config field carrying its help text and an optional value check (a predicate)."""
+    metadata = {"help": help, "check": check, "unit": unit}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def positive(value):
+    return value > 0
+
+
+def non_negative(value):
+    return value >= 0
+
+
+def valid_port(value):
+    return 0 <= value <= 65535
+
+
+@dataclass(frozen=True)
+class Config:
+    # where and what
+    root: str = option(".", "document root directory served to clients")
+    bind: tuple = option(("0.0.0.0",), "addresses to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::)")
+    port: int = option(8080, "TCP port to listen on", check=valid_port)
+    backlog: int = option(1024, "listen() backlog", check=positive)
+    index: tuple = option(("index.html",), "index file names tried for a directory URL, in order")
+    autoindex: bool = option(False, "list directories that have no index file")
+    serve_dotfiles: bool = option(False, "serve files and directories whose name starts with a dot")
+    charset: str = option("", "charset parameter added to text/* types (e.g. utf-8); empty adds none")
+    precompressed: bool = option(True, "serve file.br / file.gz beside file when the client accepts them")
+    cache_max_age: int = option(-1, "Cache-Control max-age for files in seconds; -1 sends no Cache-Control",
+                                check=lambda v: v >= -1, unit="s")
+    cache_max_age_by_ext: dict = option({}, "per-extension max-age overrides, e.g. {css = 86400}")
+    # processes
+    workers: int = option(os.cpu_count() or 1, "number of worker processes", check=positive)
+    user: str = option("", "user the workers run as (when started as root)")
+    group: str = option("", "group the workers run as (when started as root)")
+    pid_file: str = option("", "write the master's pid to this file")
+    graceful_timeout: float = option(30.0, "longest a graceful stop waits for in-flight work", check=positive,
+                                     unit="s")
+    worker_timeout: float = option(30.0, "a worker silent for this long is killed and replaced", check=positive,
+                                   unit="s")
+    # timeouts and limits
+    header_timeout: float = option(10.0, "time allowed to receive a whole request head (then 408)",
+                                   check=positive, unit="s")
+    keepalive_timeout: float = option(15.0, "idle keep-alive connections are closed after this",
+                                      check=positive, unit="s")
+    send_timeout: float = option(60.0, "a client that reads nothing for this long is dropped", check=positive,
+                                 unit="s")
+    max_request_line: int = option(8192, "longest request line (then 414)", check=positive, unit="bytes")
+    max_header_bytes: int = option(16384, "largest request head (then 431)", check=positive, unit="bytes")
+    max_header_fields: int = option(100, "most header fields in a request (then 431)", check=positive)
+    max_body_bytes: int = option(1048576, "largest request body read and discarded (then 413)",
+                                 check=non_negative, unit="bytes")
+    max_connections: int = option(10000, "connections per worker; when full the worker stops accepting",
+                                  check=positive)
+    max_ranges: int = option(16, "most ranges served in one multipart response", check=positive)
+    send_quota: int = option(262144, "bytes sent to one connection per loop turn (fairness)", check=positive,
+                             unit="bytes")
+    # caches
+    open_file_cache_valid: float = option(1.0, "seconds a cached file lookup stays valid", check=non_negative,
+                                          unit="s")
+    small_file_max: int = option(65536, "files up to this size are kept in memory", check=non_negative,
+                                 unit="bytes")
+    small_file_cache_bytes: int = option(16 * 1048576, "memory for cached small files per worker",
+                                         check=non_negative, unit="bytes")
+    # logging and status
+    log_level: str = option("info", "error log level: debug, info, warning, error",
+                            check=lambda v: v in LOG_LEVELS)
+    error_log: str = option("-", "error log file; - is stderr")
+    access_log: str = option("off", "access log file; - is stdout, off disables it")
+    access_log_format: str = option(
+        '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+        '"$http_user_agent" $request_time',
+        "access log line built from named fields ($remote_addr, $remote_port, $time_local, $time_iso8601, "
+        "$request, $request_method, $request_uri, $status, $body_bytes_sent, $http_referer, "
+        "$http_user_agent, $request_time, $pid)")
+    status_path: str = option("", "URL path of the live status page; empty disables it")
+    status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses allowed to read the status page")
+
+    @property
+    def listen_addresses(self):
+        return [(address, self.port) for address in self.bind]
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def field_type(name):
+    """The Python type an option's value must have (bool is not an int here, int is accepted for float)."""
+    return FIELDS[name].type
+
+
+def coerce(name, value):
+    """Check one option's value against its type and rule; return it in canonical form."""
+    expected = field_type(name)
+    if expected is tuple:
+        if isinstance(value, str):
+            value = (value,)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}: expected a string or a list of strings, got {value!r}")
+        value = tuple(value)
+    elif expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
+        raise ConfigError(f"{name}: expected {expected.__name__}, got {value!r}")
+    check = FIELDS[name].metadata["check"]
+    if check is not None and not check(value):
+        raise ConfigError(f"{name}: invalid value {value!r}")
+    return value
+
+
+def read_config_file(path):
+    """The options set in a TOML file, as a dict; unknown keys are errors."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+    for key in data:
+        if key not in FIELDS:
+            raise ConfigError(f"{key}: unknown option in {path}")
+    return data
+
+
+def build_config(config_file=None, overrides=None):
+    """Defaults, then the config file, then explicit overrides (command-line flags); validated."""
+    values = {}
+    if config_file:
+        values.update(read_config_file(config_file))
+    values.update(overrides or {})
+    checked = {name: coerce(name, value) for name, value in values.items()}
+    config = Config(**checked)
+    validate(config)
+    return config
+
+
+def validate(config):
+    """Cross-field and filesystem checks that make a config usable."""
+    if not os.path.isdir(config.root):
+        raise ConfigError(f"root: {config.root!r} is not a directory")
+    if not os.access(config.root, os.R_OK | os.X_OK):
+        raise ConfigError(f"root: {config.root!r} is not readable")
+    for ext, age in config.cache_max_age_by_ext.items():
+        if not isinstance(age, int) or isinstance(age, bool) or age < 0:
+            raise ConfigError(f"cache_max_age_by_ext: invalid max-age {age!r} for {ext!r}")
+    if config.status_path and not config.status_path.startswith("/"):
+        raise ConfigError(f"status_path: {config.status_path!r} must start with /")
+    if not config.bind:
+        raise ConfigError("bind: at least one address is needed")

@@ -1,0 +1,225 @@
+"""One client connection: bytes in -> parsed requests -> queued replies -> send / sendfile out.
+
+Owns the connection's input buffer, its output queue, keep-alive and pipelining. It asks http.py to parse
+and its worker (static files, status page) to decide; it tells the worker which timer applies to it.
+"""
+
+import os
+import socket
+import time
+from collections import deque
+
+from oserver.http import (ERROR_BODIES, HttpError, check_incomplete_head, find_head, parse_request_head, response_head,
+                          skip_empty_lines)
+from oserver.static import FileSpan, error_reply
+
+RECV_SIZE = 65536
+PIPELINE_DEPTH = 16  # replies queued before the connection stops parsing pipelined requests
+
+
+class Exchange:
+    """One request/response pair in flight: what the access log and the counters need once it ends."""
+
+    __slots__ = ("request", "status", "head_bytes", "started")
+
+    def __init__(self, request, status, head_bytes, started):
+        self.request = request
+        self.status = status
+        self.head_bytes = head_bytes
+        self.started = started
+
+
+class Connection:
+    __slots__ = ("worker", "sock", "fd", "address", "inbuf", "out", "discard", "closing", "writing", "sent",
+                 "timer", "closed")
+
+    def __init__(self, worker, sock, address):
+        self.worker = worker
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.address = address
+        self.inbuf = b""
+        self.out = deque()
+        self.discard = 0  # request body bytes still to read and drop
+        self.closing = False  # close once the queued replies are sent
+        self.writing = False  # registered for EPOLLOUT (output blocked) instead of EPOLLIN
+        self.sent = 0  # bytes sent of the reply at the head of the queue
+        self.timer = None  # the worker timer queue this connection sits in
+        self.closed = False
+
+    # ------------------------------------------------------------ events
+
+    def on_readable(self):
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self.close()
+        if not data:
+            return self.close()
+        self.inbuf = self.inbuf + data if self.inbuf else data
+        self.process()
+
+    def on_writable(self):
+        self.process()
+
+    def process(self):
+        """Parse what can be answered, send what can be sent; repeat while pipelined requests are waiting."""
+        while True:
+            more = self.parse_requests()
+            if not self.flush():
+                return
+            if self.closing:
+                return self.close()
+            if not more:
+                break
+        self.worker.wait_for_request(self, bool(self.inbuf))
+
+    # ------------------------------------------------------------ input
+
+    def parse_requests(self):
+        """Queue replies for the complete requests in the buffer; True if it stopped with requests left."""
+        worker = self.worker
+        config = worker.config
+        while self.inbuf and not self.closing:
+            if len(self.out) >= PIPELINE_DEPTH:
+                return True
+            if self.discard:
+                self.drop_body()
+                continue
+            buf = skip_empty_lines(self.inbuf)
+            found = find_head(buf)
+            try:
+                if found is None:
+                    self.inbuf = buf
+                    check_incomplete_head(buf, config.max_request_line, config.max_header_bytes)
+                    return False
+                head, self.inbuf = found
+                if len(head) > config.max_header_bytes:
+                    raise HttpError(431, "request header section too large")
+                request = parse_request_head(head, config.max_request_line, config.max_header_fields)
+                if request.content_length > config.max_body_bytes:
+                    raise HttpError(413, "request body too large")
+                reply = worker.respond(request)
+            except HttpError as error:
+                self.reject(error)
+                return False
+            self.discard = request.content_length
+            self.queue_reply(request, reply)
+        return False
+
+    def drop_body(self):
+        n = min(self.discard, len(self.inbuf))
+        self.inbuf = self.inbuf[n:]
+        self.discard -= n
+
+    def reject(self, error):
+        """Answer a request that could not be parsed, then close: its framing can no longer be trusted."""
+        self.worker.log_rejected(self, error)
+        self.queue_reply(None, error_reply(error.status))
+
+    # ------------------------------------------------------------ output
+
+    def queue_reply(self, request, reply):
+        keep_alive = request is not None and request.keep_alive and not self.worker.draining
+        head = response_head(reply.status, reply.fields, keep_alive)
+        out = self.out
+        body = reply.body
+        if not body or (request is not None and request.method == "HEAD"):
+            out.append(head)
+        elif len(body) == 1 and body[0].__class__ is bytes:
+            out.append(head + body[0])
+        else:
+            out.append(head)
+            out.extend(body)
+        out.append(Exchange(request, reply.status, len(head), time.monotonic()))
+        if not keep_alive:
+            self.closing = True
+
+    def flush(self):
+        """Send queued output within this turn's quota; True when all of it went out."""
+        out = self.out
+        sock = self.sock
+        quota = self.worker.config.send_quota
+        while out:
+            item = out[0]
+            kind = item.__class__
+            if kind is bytes or kind is memoryview:
+                flags = socket.MSG_MORE if len(out) > 1 and out[1].__class__ is FileSpan else 0
+                try:
+                    n = sock.send(item, flags)
+                except (BlockingIOError, InterruptedError):
+                    return self.wait_for_output()
+                except OSError:
+                    return self.close()
+                self.sent += n
+                if n < len(item):
+                    out[0] = memoryview(item)[n:]
+                    return self.wait_for_output()
+                out.popleft()
+            elif kind is FileSpan:
+                try:
+                    n = os.sendfile(self.fd, item.file.fileno(), item.offset, min(item.count, quota))
+                except (BlockingIOError, InterruptedError):
+                    return self.wait_for_output()
+                except OSError:
+                    return self.close()
+                if n == 0:  # the file shrank under us: never send short data, close instead
+                    self.worker.log.warning("file truncated while being sent: %s", item.file.name)
+                    return self.close()
+                self.sent += n
+                item.offset += n
+                item.count -= n
+                quota -= n
+                if item.count == 0:
+                    out.popleft()
+                elif quota <= 0:
+                    return self.wait_for_output()
+            else:
+                out.popleft()
+                self.worker.exchange_done(self, item, self.sent - item.head_bytes)
+                self.sent = 0
+        if self.writing:
+            self.writing = False
+            self.worker.watch_input(self)
+        return True
+
+    def wait_for_output(self):
+        if not self.writing:
+            self.writing = True
+            self.worker.watch_output(self)
+        self.worker.wait_for_send(self)
+        return False
+
+    def expire_head(self):
+        """The request head did not arrive within header_timeout: 408, then close."""
+        self.reject(HttpError(408, "request head not received in time"))
+        if self.flush():
+            self.close()
+
+    def fail(self):
+        """A bug surfaced while handling this connection: answer 500 if nothing was sent yet, then close."""
+        if self.sent == 0 and not self.closed:
+            self.out.clear()
+            try:
+                self.sock.send(response_head(500, error_reply(500).fields, False) + ERROR_BODIES[500])
+            except OSError:
+                pass
+        self.close()
+
+    def close(self):
+        if self.closed:
+            return False
+        self.closed = True
+        for item in self.out:
+            if item.__class__ is Exchange:  # an unfinished reply: logged with what was actually sent
+                self.worker.exchange_done(self, item, max(self.sent - item.head_bytes, 0), aborted=True)
+                self.sent = 0
+        self.out.clear()
+        self.worker.forget(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        return False

@@ -1,0 +1,276 @@
+"""One worker process: an epoll loop over the shared listening sockets and the connections it accepted.
+
+Owns accepting (batched, paused when full or out of descriptors), the per-state timer queues, graceful
+draining and the worker's signals. It knows nothing of other workers; it talks to the master only through
+signals, its exit code and its shared stats slot (heartbeat included).
+"""
+
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import time
+import traceback
+from collections import OrderedDict
+
+from oserver.connection import Connection
+from oserver.logs import reopen_error_log
+from oserver.static import StaticFiles
+
+ACCEPT_BATCH = 64
+POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
+TICK_INTERVAL = 0.25  # seconds between timer / heartbeat / parent checks
+ACCEPT_PAUSE = 0.5  # seconds without accepting after running out of file descriptors
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP,
+                  signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+
+
+class TimerQueue(OrderedDict):
+    """Connections waiting in one state, in deadline order: one timeout per queue means appending keeps the
+    order, so expiring is a look at the front, whatever the number of connections."""
+
+    def __init__(self, timeout, expire):
+        super().__init__()
+        self.timeout = timeout
+        self.expire = expire
+
+
+class Worker:
+    def __init__(self, config, listeners, stats_slot, generation, log_sink):
+        self.config = config
+        self.listeners = {sock.fileno(): sock for sock in listeners}
+        self.slot = stats_slot
+        self.generation = generation
+        self.logs = log_sink
+        self.log = logging.getLogger("oserver.worker")
+        self.static = StaticFiles(config)
+        self.connections = {}
+        self.epoll = None
+        self.accepting = False
+        self.accept_paused_until = 0.0
+        self.draining = False
+        self.alive = True
+        self.drain_deadline = None
+        self.master_pid = os.getppid()
+        self.now = time.monotonic()
+        self.next_tick = 0.0
+        self.header_timers = TimerQueue(config.header_timeout, Connection.expire_head)
+        self.idle_timers = TimerQueue(config.keepalive_timeout, Connection.close)
+        self.send_timers = TimerQueue(config.send_timeout, Connection.close)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self):
+        """Serve until told to stop; returns the process exit code."""
+        self.epoll = select.epoll()
+        self.signal_fd = self.install_signals()
+        self.epoll.register(self.signal_fd, EPOLLIN)
+        self.start_accepting()
+        self.slot.worker_started(os.getpid(), self.generation)
+        connections = self.connections
+        listeners = self.listeners
+        while self.alive:
+            events = self.epoll.poll(POLL_TIMEOUT)
+            self.now = time.monotonic()
+            for fd, mask in events:
+                conn = connections.get(fd)
+                if conn is not None:
+                    try:
+                        if conn.writing:
+                            conn.on_writable()
+                        else:
+                            conn.on_readable()
+                    except Exception:
+                        self.connection_failed(conn)
+                elif fd in listeners:
+                    self.accept_batch(listeners[fd])
+                elif fd == self.signal_fd:
+                    self.handle_signals()
+            if self.now >= self.next_tick:
+                self.tick()
+        self.shutdown()
+        return 0
+
+    def tick(self):
+        """Periodic work: expire timers, beat the heart, flush logs, notice a dead master, finish draining."""
+        self.next_tick = self.now + TICK_INTERVAL
+        for queue in (self.header_timers, self.idle_timers, self.send_timers):
+            self.expire_timers(queue)
+        self.slot.heartbeat(len(self.connections), len(self.idle_timers))
+        self.logs.flush()
+        if os.getppid() != self.master_pid:
+            self.log.error("master process %d is gone; worker exits", self.master_pid)
+            self.alive = False
+        if not self.accepting and not self.draining and self.now >= self.accept_paused_until:
+            self.start_accepting()
+        if self.draining and (not self.connections or self.now >= self.drain_deadline):
+            self.alive = False
+
+    def expire_timers(self, queue):
+        now = self.now
+        while queue:
+            conn, deadline = next(iter(queue.items()))
+            if deadline > now:
+                return
+            del queue[conn]
+            conn.timer = None
+            try:
+                queue.expire(conn)
+            except Exception:
+                self.connection_failed(conn)
+
+    def connection_failed(self, conn):
+        self.log.error("error on connection from %s:\n%s", format_address(conn.address), traceback.format_exc())
+        try:
+            conn.fail()
+        except Exception:
+            self.log.error("error while failing a connection:\n%s", traceback.format_exc())
+
+    # ------------------------------------------------------------ accepting
+
+    def start_accepting(self):
+        if self.len_full():
+            return
+        for fd in self.listeners:
+            self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
+        self.accepting = True
+
+    def stop_accepting(self):
+        if self.accepting:
+            for fd in self.listeners:
+                self.epoll.unregister(fd)
+            self.accepting = False
+
+    def len_full(self):
+        return len(self.connections) >= self.config.max_connections
+
+    def accept_batch(self, listener):
+        for _ in range(ACCEPT_BATCH):
+            if self.len_full():
+                return self.stop_accepting()
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in OUT_OF_DESCRIPTORS:
+                    self.log.error("accept() failed: %s; pausing accepts for %.1fs", e.strerror, ACCEPT_PAUSE)
+                    self.accept_paused_until = self.now + ACCEPT_PAUSE
+                    return self.stop_accepting()
+                continue  # ECONNABORTED and friends: that client is gone, the next may not be
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, sock, address)
+            self.connections[conn.fd] = conn
+            self.epoll.register(conn.fd, EPOLLIN)
+            self.set_timer(conn, self.header_timers)
+
+    # ------------------------------------------------------------ connection callbacks
+
+    def respond(self, request):
+        return self.static.respond(request)
+
+    def set_timer(self, conn, queue):
+        current = conn.timer
+        if current is queue:
+            queue.move_to_end(conn)
+        elif current is not None:
+            del current[conn]
+        conn.timer = queue
+        queue[conn] = self.now + queue.timeout
+
+    def wait_for_request(self, conn, partial):
+        """The connection has sent all it owes: it now waits idle, or for the rest of a started head."""
+        if self.draining and not partial:
+            return conn.close()
+        if partial:
+            if conn.timer is not self.header_timers:  # slowloris: the head's clock is not reset by trickling
+                self.set_timer(conn, self.header_timers)
+        else:
+            self.set_timer(conn, self.idle_timers)
+
+    def wait_for_send(self, conn):
+        self.set_timer(conn, self.send_timers)
+
+    def watch_output(self, conn):
+        self.epoll.modify(conn.fd, EPOLLOUT)
+
+    def watch_input(self, conn):
+        self.epoll.modify(conn.fd, EPOLLIN)
+
+    def exchange_done(self, conn, exchange, body_bytes, aborted=False):
+        self.slot.count_response(exchange.status, body_bytes + exchange.head_bytes)
+        self.logs.access(conn, exchange, body_bytes, aborted)
+
+    def log_rejected(self, conn, error):
+        self.log.info("%s: %s", format_address(conn.address), error)
+
+    def forget(self, conn):
+        del self.connections[conn.fd]
+        if conn.timer is not None:
+            del conn.timer[conn]
+            conn.timer = None
+        try:
+            self.epoll.unregister(conn.fd)
+        except OSError:
+            pass
+        if not self.accepting and not self.draining and self.now >= self.accept_paused_until:
+            self.start_accepting()
+
+    # ------------------------------------------------------------ signals and stopping
+
+    def install_signals(self):
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        for signum in WORKER_SIGNALS:
+            signal.signal(signum, lambda signum, frame: None)  # real work happens in the loop
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        return read_fd
+
+    def handle_signals(self):
+        try:
+            received = os.read(self.signal_fd, 64)
+        except BlockingIOError:
+            return
+        for signum in received:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.alive = False
+            elif signum == signal.SIGQUIT:
+                self.start_draining()
+            elif signum == signal.SIGUSR1:
+                self.logs.reopen()
+                reopen_error_log()
+
+    def start_draining(self):
+        """Graceful stop: accept nothing more, close idle connections, finish the rest, then exit."""
+        if self.draining:
+            return
+        self.draining = True
+        self.drain_deadline = self.now + self.config.graceful_timeout
+        self.stop_accepting()
+        for sock in self.listeners.values():
+            sock.close()
+        for conn in list(self.idle_timers):
+            conn.close()
+        for conn in list(self.header_timers):
+            if not conn.inbuf and not conn.out:
+                conn.close()
+        self.next_tick = 0.0
+
+    def shutdown(self):
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.logs.flush()
+        self.slot.worker_stopped()
+
+
+def format_address(address):
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address) or "unix"

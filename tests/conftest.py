@@ -1,0 +1,141 @@
+"""Shared fixtures: a real OServer master started as a subprocess on a free loopback port, always stopped.
+
+`server` gives a running server on a fresh copy of httptest/ (-w 2); `start_server` starts one with any
+extra flags or a custom document root. Readiness is a real HTTP answer, never a sleep.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HTTPD = os.path.join(REPO, "httpd.py")
+FIXTURES = os.path.join(REPO, "httptest")
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port(host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def make_docroot(path):
+    """A document root holding a copy of httptest/ (as /httptest/...), like `make run` serves."""
+    os.makedirs(path, exist_ok=True)
+    shutil.copytree(FIXTURES, os.path.join(path, "httptest"), dirs_exist_ok=True)
+    return str(path)
+
+
+class Server:
+    """A running `httpd.py` master and how to reach it."""
+
+    def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None):
+        self.root = root
+        self.host = host
+        self.port = free_port(host)
+        self.log_path = log_path
+        self.argv = [sys.executable, HTTPD, "-r", root, "-b", host, "-p", str(self.port), "-w", str(workers),
+                     *args]
+        self.log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=self.log_file, env=env,
+                                     start_new_session=True)
+
+    @property
+    def url(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_ready(self, path="/", timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_text()}")
+            try:
+                requests.get(self.url + path, timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.02)
+        raise RuntimeError(f"server not ready after {timeout}s: {self.log_text()}")
+
+    def log_text(self):
+        if not self.log_path:
+            return ""
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def worker_pids(self):
+        """Pids of the master's live worker children, from /proc."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.pid and fields[0] != "Z":
+                pids.append(int(entry))
+        return sorted(pids)
+
+    def signal(self, signum):
+        os.kill(self.pid, signum)
+
+    def stop(self):
+        """TERM the master and wait; then make sure nothing of its process group is left."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(STOP_TIMEOUT)
+        if self.log_file is not subprocess.DEVNULL:
+            self.log_file.close()
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    return make_docroot(tmp_path / "www")
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: start_server(*flags, root=None, workers=2, host="127.0.0.1") -> a ready Server."""
+    servers = []
+
+    def start(*args, root=None, workers=2, host="127.0.0.1", ready_path="/", env=None):
+        if root is None:
+            root = make_docroot(tmp_path / f"www{len(servers)}")
+        server = Server(root, args, host=host, workers=workers, env=env,
+                        log_path=str(tmp_path / f"server{len(servers)}.log"))
+        servers.append(server)
+        return server.wait_ready(ready_path)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server()
