@@ -6,7 +6,6 @@ and its worker (static files, status page) to decide; it tells the worker which 
 
 import os
 import socket
-import time
 from collections import deque
 
 from oserver.http import (ERROR_BODIES, HttpError, check_incomplete_head, find_head, parse_request_head, response_head,
@@ -15,6 +14,10 @@ from oserver.static import FileSpan, error_reply
 
 RECV_SIZE = 65536
 PIPELINE_DEPTH = 16  # replies queued before the connection stops parsing pipelined requests
+# Heads seen before -> their parsed, immutable Request: load tools and browsers repeat the same head, and a
+# cached head was complete and valid (it holds no blank line), so a hit skips the whole parse.
+PARSED_HEADS = {}
+PARSED_HEADS_MAX = 1024
 
 
 class Exchange:
@@ -31,7 +34,7 @@ class Exchange:
 
 class Connection:
     __slots__ = ("worker", "sock", "fd", "address", "inbuf", "out", "discard", "closing", "writing", "sent",
-                 "timer", "closed")
+                 "timer", "closed", "registered")
 
     def __init__(self, worker, sock, address):
         self.worker = worker
@@ -46,6 +49,7 @@ class Connection:
         self.sent = 0  # bytes sent of the reply at the head of the queue
         self.timer = None  # the worker timer queue this connection sits in
         self.closed = False
+        self.registered = False  # known to the worker's epoll
 
     # ------------------------------------------------------------ events
 
@@ -81,26 +85,22 @@ class Connection:
     def parse_requests(self):
         """Queue replies for the complete requests in the buffer; True if it stopped with requests left."""
         worker = self.worker
-        config = worker.config
         while self.inbuf and not self.closing:
             if len(self.out) >= PIPELINE_DEPTH:
                 return True
             if self.discard:
                 self.drop_body()
                 continue
-            buf = skip_empty_lines(self.inbuf)
-            found = find_head(buf)
+            buf = self.inbuf
+            end = buf.find(b"\r\n\r\n")
+            request = PARSED_HEADS.get(buf[:end]) if end > 0 else None
             try:
-                if found is None:
-                    self.inbuf = buf
-                    check_incomplete_head(buf, config.max_request_line, config.max_header_bytes)
-                    return False
-                head, self.inbuf = found
-                if len(head) > config.max_header_bytes:
-                    raise HttpError(431, "request header section too large")
-                request = parse_request_head(head, config.max_request_line, config.max_header_fields)
-                if request.content_length > config.max_body_bytes:
-                    raise HttpError(413, "request body too large")
+                if request is None:  # not a head seen before: the full parse
+                    request = self.parse_head(buf)
+                    if request is None:
+                        return False
+                else:
+                    self.inbuf = buf[end + 4:]
                 reply = worker.respond(request)
             except HttpError as error:
                 self.reject(error)
@@ -108,6 +108,26 @@ class Connection:
             self.discard = request.content_length
             self.queue_reply(request, reply)
         return False
+
+    def parse_head(self, buf):
+        """Parse the head at the start of `buf` (consuming it), or None while it is still incomplete."""
+        config = self.worker.config
+        buf = skip_empty_lines(buf)
+        found = find_head(buf)
+        if found is None:
+            self.inbuf = buf
+            check_incomplete_head(buf, config.max_request_line, config.max_header_bytes)
+            return None
+        head, self.inbuf = found
+        if len(head) > config.max_header_bytes:
+            raise HttpError(431, "request header section too large")
+        request = parse_request_head(head, config.max_request_line, config.max_header_fields)
+        if request.content_length > config.max_body_bytes:
+            raise HttpError(413, "request body too large")
+        if len(PARSED_HEADS) >= PARSED_HEADS_MAX:
+            PARSED_HEADS.clear()
+        PARSED_HEADS[head] = request
+        return request
 
     def drop_body(self):
         n = min(self.discard, len(self.inbuf))
@@ -133,7 +153,7 @@ class Connection:
         else:
             out.append(head)
             out.extend(body)
-        out.append(Exchange(request, reply.status, len(head), time.monotonic()))
+        out.append(Exchange(request, reply.status, len(head), self.worker.now))
         if not keep_alive:
             self.closing = True
 

@@ -165,12 +165,15 @@ class Worker:
                     return self.stop_accepting()
                 continue  # ECONNABORTED and friends: that client is gone, the next may not be
             sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(self, sock, address)
             self.connections[conn.fd] = conn
-            self.epoll.register(conn.fd, EPOLLIN)
             self.set_timer(conn, self.header_timers)
+            try:
+                conn.on_readable()  # the request often arrives with the connection: answer it right away
+            except Exception:
+                self.connection_failed(conn)
+            if not conn.closed and not conn.registered:
+                self.register(conn)
 
     # ------------------------------------------------------------ connection callbacks
 
@@ -186,10 +189,20 @@ class Worker:
         conn.timer = queue
         queue[conn] = self.now + queue.timeout
 
+    def register(self, conn):
+        """Watch a connection that outlived its first read. Registration is lazy so that a connection answered
+        and closed straight from accept() costs no epoll calls (closing the socket drops it from epoll)."""
+        conn.registered = True
+        self.epoll.register(conn.fd, EPOLLOUT if conn.writing else EPOLLIN)
+        if conn.sock.family != socket.AF_UNIX:  # replies to come on this connection must not wait for Nagle
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def wait_for_request(self, conn, partial):
         """The connection has sent all it owes: it now waits idle, or for the rest of a started head."""
         if self.draining and not partial:
             return conn.close()
+        if not conn.registered:
+            self.register(conn)
         if partial:
             if conn.timer is not self.header_timers:  # slowloris: the head's clock is not reset by trickling
                 self.set_timer(conn, self.header_timers)
@@ -200,7 +213,8 @@ class Worker:
         self.set_timer(conn, self.send_timers)
 
     def watch_output(self, conn):
-        self.epoll.modify(conn.fd, EPOLLOUT)
+        if conn.registered:
+            self.epoll.modify(conn.fd, EPOLLOUT)
 
     def watch_input(self, conn):
         self.epoll.modify(conn.fd, EPOLLIN)
@@ -217,10 +231,6 @@ class Worker:
         if conn.timer is not None:
             del conn.timer[conn]
             conn.timer = None
-        try:
-            self.epoll.unregister(conn.fd)
-        except OSError:
-            pass
         if not self.accepting and not self.draining and self.now >= self.accept_paused_until:
             self.start_accepting()
 
