@@ -27,15 +27,22 @@ TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 # RFC 9112 5: field-line = field-name ":" OWS field-value OWS, no whitespace before the colon;
 # RFC 9110 5.5: field-value is visible octets, SP, HTAB and obs-text; no CR, LF, NUL or other CTL.
-FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):[ \t]*((?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)[ \t]*")
+# One character class for OWS and value together keeps matching linear (no backtracking on long runs of
+# spaces); the OWS is stripped from the value afterwards.
+FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):([\t\x20-\x7e\x80-\xff]*)")
+OWS = b" \t"
 # RFC 9112 2.2: the head ends at the first empty line; a bare LF is accepted as a line terminator.
 HEAD_END = re.compile(rb"\r?\n\r?\n")
+# RFC 9112 2.2: empty lines (CRLF or bare LF) before the request line are ignored; a bare CR is not one.
+LEADING_EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
+CR = ord("\r")
 # RFC 9112 3.2.2: absolute-form, request-target = absolute-URI (http or https here).
 ABSOLUTE_FORM = re.compile(r"[hH][tT][tT][pP][sS]?://([^/?#]*)(.*)", re.S)
 # RFC 9112 6.3: Content-Length = 1*DIGIT; more digits than this is an absurd length.
 CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
-# RFC 9110 7.2: Host = uri-host [ ":" port ]; no whitespace, slashes or userinfo.
-HOST_VALUE = re.compile(r"[^\s/\\@?#]*")
+# RFC 9110 7.2: Host = uri-host [ ":" port ]; RFC 3986 3.2.2: uri-host = IP-literal / IPv4address / reg-name,
+# reg-name = *( unreserved / pct-encoded / sub-delims ). No whitespace, slashes or userinfo.
+HOST_VALUE = re.compile(r"(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]*)?")
 
 METHODS_SERVED = ("GET", "HEAD")
 
@@ -60,7 +67,9 @@ class Request:
 
 def skip_empty_lines(buf):
     """RFC 9112 2.2: a server SHOULD ignore empty lines received before the request-line."""
-    return buf.lstrip(b"\r\n")
+    if buf and buf[0] > CR:  # the usual case: a request line starts here (every tchar is above CR)
+        return buf
+    return buf[LEADING_EMPTY_LINES.match(buf).end():]
 
 
 def find_head(buf):
@@ -83,8 +92,10 @@ def check_incomplete_head(buf, max_request_line, max_header_bytes):
 def split_lines(head):
     """Lines of a head ended by CRLF or (RFC 9112 2.2) by a bare LF; a bare CR stays in and is refused later."""
     lines = head.split(b"\r\n")
-    if b"\n" in head and any(b"\n" in line for line in lines):
-        lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
+    if head.count(b"\n") >= len(lines):  # more LFs than CRLFs: some line ends with a bare LF
+        lines = head.split(b"\n")
+        # the CR before each LF belongs to its terminator; one ending the last line is a bare CR
+        lines[:-1] = [line[:-1] if line.endswith(b"\r") else line for line in lines[:-1]]
     return lines
 
 
@@ -114,7 +125,7 @@ def parse_fields(lines, max_header_fields):
                 raise HttpError(400, "obsolete line folding")
             raise HttpError(400, "malformed header field")
         name = m[1].decode("ascii").lower()
-        value = m[2].decode("latin-1")
+        value = m[2].strip(OWS).decode("latin-1")
         previous = headers.get(name)
         if previous is None:
             headers[name] = value
@@ -134,6 +145,8 @@ def split_target(method, target):
     if target[0] != "/":
         m = ABSOLUTE_FORM.fullmatch(target)
         if m is not None:
+            if not m[1] or HOST_VALUE.fullmatch(m[1]) is None:  # RFC 9110 4.2.1: an http URI needs a host
+                raise HttpError(400, "invalid authority in request target")
             target = m[2] or "/"
             if target[0] != "/":
                 target = "/" + target
