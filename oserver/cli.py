@@ -30,8 +30,15 @@ def flag_help(name):
     return f"{f.metadata['help']} (default: {default}{' ' + unit if unit else ''})".replace("%", "%%")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error: the full usage is dozens of lines and buries the actual mistake."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="httpd.py", description=DESCRIPTION, epilog=EPILOG)
+    parser = ArgumentParser(prog="httpd.py", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"oserver {__version__}")
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file (see conf/oserver.toml)")
     parser.add_argument("-s", "--signal", choices=sorted(CONTROL_SIGNALS),
