@@ -1,16 +1,22 @@
 """Static files: URL path -> file under the document root -> a Reply (status, header fields, body parts).
 
-Owns the root jail, index files, MIME types, validators and the open-file cache. It reads the filesystem
-but never touches sockets; the connection sends what a Reply describes.
+Owns the root jail, index files, MIME types, validators, precompressed variants and the open-file cache,
+and wires in the pure rules of conditional.py, ranges.py and listing.py. It reads the filesystem but never
+touches sockets; the connection sends what a Reply describes.
 """
 
 import mimetypes
 import os
+import re
 import stat
 import time
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
+from oserver.conditional import NOT_MODIFIED, PRECONDITION_FAILED, evaluate_preconditions, if_range_holds
 from oserver.http import ALLOW_FIELD, ERROR_BODIES, METHODS_SERVED, HttpError, error_fields, http_date
+from oserver.listing import DirectoryEntry, listing_page
+from oserver.ranges import byte_ranges, content_range, multipart_layout, unsatisfied_range
 
 CONTENT_TYPES = {
     ".html": "text/html", ".htm": "text/html", ".css": "text/css", ".js": "application/javascript",
@@ -25,6 +31,17 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 CHARSET_TYPES = ("application/javascript", "application/json")
 BUILTIN_TYPES = mimetypes.MimeTypes(filenames=()).types_map[True]  # no /etc/mime.types: same everywhere
 MAX_CACHED_LOOKUPS = 4096
+# Request fields that can change the answer for a file: anything else takes the fast path (RFC 9110 13.2.2:
+# If-Range only matters with a Range).
+CONDITIONAL_FIELDS = frozenset(("if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range"))
+# Precompressed sidecars (nginx gzip_static, Caddy precompressed), in the server's order of preference.
+PRECOMPRESSED_SUFFIXES = (("br", ".br"), ("gzip", ".gz"))
+PRECOMPRESSED_CODINGS = tuple(coding for coding, _ in PRECOMPRESSED_SUFFIXES)
+CODING_ALIASES = {"x-gzip": "gzip"}  # RFC 9110 8.4.1.3
+QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")  # RFC 9110 12.4.2
+VARY_FIELD = "Vary: Accept-Encoding\r\n"
+BOUNDARY_BYTES = 12  # random bytes in a multipart boundary: no file will happen to contain it
+LISTING_FIELDS = b"Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
 
 
 def content_type(name, charset=""):
@@ -99,31 +116,92 @@ def redirect_reply(location):
 
 
 class FileEntry:
-    """A cached lookup of one regular file: its open handle, validators, precomputed header fields and,
-    for small files, its bytes."""
+    """One open regular file: its validators, its precomputed header fields and, for small files, its bytes.
+    An entry for a URL also holds its precompressed variants ({coding: FileEntry}) and, while it sits in the
+    lookup cache, the signature of the files it was built from and when that must be checked again."""
 
-    __slots__ = ("path", "file", "identity", "size", "mtime", "content_type", "etag", "last_modified", "fields",
-                 "data", "expires")
+    __slots__ = ("path", "file", "size", "mtime", "etag", "content_type", "type_line", "meta", "fields",
+                 "validators", "data", "variants", "signature", "expires")
 
-    def __init__(self, path, file, st, ctype, cache_control, data, expires):
+    def __init__(self, path, file, st, data, ctype, cache_fields, encoding_field=""):
         self.path = path
         self.file = file
-        self.identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         self.size = st.st_size
         self.mtime = int(st.st_mtime)
-        self.content_type = ctype
         self.etag = '"%x-%x-%x"' % (st.st_mtime_ns // 1000, st.st_size, st.st_ino)
-        self.last_modified = http_date(self.mtime)
-        self.fields = (f"Content-Type: {ctype}\r\nContent-Length: {self.size}\r\n"
-                       f"Last-Modified: {self.last_modified}\r\nETag: {self.etag}\r\n"
-                       f"Accept-Ranges: bytes\r\n{cache_control}").encode("latin-1")
+        self.content_type = ctype
         self.data = data
-        self.expires = expires
+        self.variants = {}
+        self.signature = None
+        self.expires = 0.0
+        validators = f"Last-Modified: {http_date(self.mtime)}\r\nETag: {self.etag}\r\n{cache_fields}"
+        self.type_line = f"Content-Type: {ctype}\r\n".encode("latin-1")
+        self.meta = f"{validators}Accept-Ranges: bytes\r\n{encoding_field}".encode("latin-1")
+        self.fields = self.type_line + b"Content-Length: %d\r\n" % self.size + self.meta
+        self.validators = validators.encode("latin-1")  # RFC 9110 15.4.5: what a 304 carries
 
     def body(self):
         if self.data is not None:
             return (self.data,)
         return (FileSpan(self.file, 0, self.size),)
+
+    def span(self, first, last):
+        """Bytes first..last (inclusive) as a body part: a slice of the cached bytes or a FileSpan."""
+        if self.data is not None:
+            return self.data[first:last + 1]
+        return FileSpan(self.file, first, last - first + 1)
+
+    def memory(self):
+        """Bytes of file contents this entry and its variants keep in memory."""
+        return sum(len(e.data) for e in (self, *self.variants.values()) if e.data is not None)
+
+
+def stat_identity(path):
+    """What identifies a file's current contents (inode, size, mtime), or None when there is no such file."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=256)
+def preferred_codings(accept_encoding):
+    """The precompressed codings an Accept-Encoding value allows, best first (RFC 9110 12.5.3): q=0 refuses
+    a coding, "*" stands for the codings it does not name, x-gzip is gzip; on equal weight br goes first."""
+    weights = {}
+    for element in accept_encoding.split(","):
+        coding, _, params = element.partition(";")
+        coding = coding.strip(" \t").lower()
+        if coding:
+            weights[CODING_ALIASES.get(coding, coding)] = qvalue(params)
+    default = weights.get("*", 0.0)
+    ranked = sorted(PRECOMPRESSED_CODINGS, key=lambda coding: -weights.get(coding, default))
+    return tuple(coding for coding in ranked if weights.get(coding, default) > 0)
+
+
+def qvalue(params):
+    """RFC 9110 12.4.2: the weight among `;`-separated parameters (1 when absent, 0 when malformed)."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip(" \t").lower() == "q":
+            value = value.strip(" \t")
+            return float(value) if QVALUE.fullmatch(value) else 0.0
+    return 1.0
+
+
+def directory_entries(directory):
+    """The directories and regular files in `directory` (symlinks followed; anything else left out)."""
+    entries = []
+    with os.scandir(directory) as scan:
+        for item in scan:
+            try:
+                st = item.stat()
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                entries.append(DirectoryEntry(item.name, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime))
+    return entries
 
 
 class StaticFiles:
@@ -133,17 +211,62 @@ class StaticFiles:
         self.config = config
         self.root = os.path.abspath(config.root)
         self.real_root = os.path.realpath(self.root)
+        self.max_age_by_ext = {ext.lower().lstrip("."): age for ext, age in config.cache_max_age_by_ext.items()}
+        self.sidecars = PRECOMPRESSED_SUFFIXES if config.precompressed else ()
         self.cache = {}
         self.cached_bytes = 0
 
     def respond(self, request):
-        """The Reply for a parsed request."""
+        """The Reply for a parsed request. A request without Range or If-* fields (and, for a file with
+        precompressed variants, without Accept-Encoding) costs one lookup and one isdisjoint test."""
         if request.method not in METHODS_SERVED:
             return error_reply(405, ALLOW_FIELD)
         entry = self.lookup(request.path, request.query)
         if entry.__class__ is Reply:
             return entry
+        headers = request.headers
+        if entry.variants and "accept-encoding" in headers:
+            entry = negotiate(entry, headers["accept-encoding"])
+        if CONDITIONAL_FIELDS.isdisjoint(headers):
+            return Reply(200, entry.fields, entry.body())
+        return self.conditional_reply(entry, request.method, headers)
+
+    def conditional_reply(self, entry, method, headers):
+        """RFC 9110 13.2.2: preconditions first (412 / 304), then If-Range and Range (GET only, 14.2)."""
+        status = evaluate_preconditions(method, headers, entry.etag, entry.mtime)
+        if status == PRECONDITION_FAILED:
+            return error_reply(412)
+        if status == NOT_MODIFIED:
+            return Reply(304, entry.validators)
+        range_value = headers.get("range")
+        if range_value is not None and method == "GET" and \
+                ("if-range" not in headers or if_range_holds(headers["if-range"], entry.etag, entry.mtime)):
+            return self.range_reply(entry, range_value)
         return Reply(200, entry.fields, entry.body())
+
+    def range_reply(self, entry, range_value):
+        """206 with one range or a multipart/byteranges body, 416 when none is satisfiable, or the whole
+        file (200) when the Range header is to be ignored."""
+        ranges = byte_ranges(range_value, entry.size, self.config.max_ranges)
+        if ranges is None:
+            return Reply(200, entry.fields, entry.body())
+        if not ranges:
+            return error_reply(416, unsatisfied_range(entry.size))
+        if len(ranges) == 1:
+            first, last = ranges[0]
+            fields = b"%sContent-Length: %d\r\nContent-Range: %s\r\n%s" % (
+                entry.type_line, last - first + 1, content_range(first, last, entry.size), entry.meta)
+            return Reply(206, fields, (entry.span(first, last),))
+        boundary = os.urandom(BOUNDARY_BYTES).hex().encode()
+        heads, closing, length = multipart_layout(ranges, entry.size, entry.content_type.encode("latin-1"),
+                                                  boundary)
+        body = [part for head, (first, last) in zip(heads, ranges) for part in (head, entry.span(first, last))]
+        body.append(closing)
+        if entry.data is not None:
+            body = [b"".join(body)]
+        fields = b"Content-Type: multipart/byteranges; boundary=%s\r\nContent-Length: %d\r\n%s" % (
+            boundary, length, entry.meta)
+        return Reply(206, fields, body)
 
     def lookup(self, raw_path, query=""):
         """A FileEntry for a URL path (from the cache while valid), or the Reply that answers it instead."""
@@ -159,13 +282,14 @@ class StaticFiles:
         found = self.resolve(raw_path, query)
         if found.__class__ is Reply:
             return found
-        entry = self.open_entry(found, now)
+        entry = self.open_entry(found)
         if entry.__class__ is FileEntry and self.config.open_file_cache_valid > 0:
+            entry.expires = now + self.config.open_file_cache_valid
             self.remember(raw_path, entry)
         return entry
 
     def resolve(self, raw_path, query):
-        """The filesystem path a URL path names, or the Reply (301/403/404) that answers it instead."""
+        """The filesystem path a URL path names, or the Reply (301/403/404, a listing) that answers it."""
         segments = url_path_to_segments(raw_path, self.config.serve_dotfiles)
         if segments is None:
             return error_reply(404)
@@ -180,27 +304,62 @@ class StaticFiles:
         if stat.S_ISDIR(st.st_mode):
             if not wants_directory:
                 return redirect_reply(raw_path + "/" + ("?" + query if query else ""))
-            return self.resolve_index(path)
+            return self.resolve_index(path, segments)
         if wants_directory or not stat.S_ISREG(st.st_mode):
             return error_reply(404)
         return path
 
-    def resolve_index(self, directory):
+    def resolve_index(self, directory, segments):
         for name in self.config.index:
             path = os.path.join(directory, name)
             if os.path.isfile(path):
                 return path
+        if self.config.autoindex:
+            return self.listing_reply(directory, "/" + "".join(segment + "/" for segment in segments))
         return error_reply(404)
 
-    def open_entry(self, path, now):
-        """Open a regular file inside the root and describe it; 403/404 when that is not possible."""
+    def listing_reply(self, directory, url_path):
+        """The autoindex page of a directory inside the root (never cached: it is read on each request)."""
+        if not is_inside(os.path.realpath(directory), self.real_root):
+            return error_reply(404)  # a symlink leading out of the root
+        try:
+            entries = directory_entries(directory)
+        except PermissionError:
+            return error_reply(403)
+        except OSError:
+            return error_reply(404)
+        page = listing_page(url_path, entries)
+        return Reply(200, LISTING_FIELDS % len(page), (page,))
+
+    def open_entry(self, path):
+        """The FileEntry of a regular file inside the root, with its precompressed variants; 403/404 instead
+        when it cannot be opened."""
+        signature = self.signature(path)
+        opened = self.open_file(path)
+        if opened.__class__ is Reply:
+            return opened
+        ctype = content_type(path, self.config.charset)
+        sidecars = {}
+        for coding, suffix in self.sidecars:
+            sidecar = self.open_file(path + suffix)
+            if sidecar.__class__ is not Reply:
+                sidecars[coding] = (path + suffix, *sidecar)
+        cache_fields = self.cache_control(path) + (VARY_FIELD if sidecars else "")
+        entry = FileEntry(path, *opened, ctype, cache_fields)
+        entry.variants = {coding: FileEntry(*sidecar, ctype, cache_fields, f"Content-Encoding: {coding}\r\n")
+                          for coding, sidecar in sidecars.items()}
+        entry.signature = signature
+        return entry
+
+    def open_file(self, path):
+        """(file, stat, bytes or None) for a regular file inside the root, or the 403/404 Reply instead."""
         if not is_inside(os.path.realpath(path), self.real_root):
             return error_reply(404)  # a symlink leading out of the root
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except PermissionError:
             return error_reply(403)
-        except OSError:
+        except (OSError, ValueError):
             return error_reply(404)
         file = os.fdopen(fd, "rb", buffering=0)
         st = os.fstat(fd)
@@ -213,29 +372,37 @@ class StaticFiles:
             data = os.pread(fd, st.st_size, 0)
             if len(data) != st.st_size:
                 data = None
-        return FileEntry(path, file, st, content_type(path, self.config.charset), self.cache_control(path),
-                         data, now + self.config.open_file_cache_valid)
+        return file, st, data
 
     def cache_control(self, path):
         ext = os.path.splitext(path)[1].lower().lstrip(".")
-        age = self.config.cache_max_age_by_ext.get(ext, self.config.cache_max_age)
+        age = self.max_age_by_ext.get(ext, self.config.cache_max_age)
         return f"Cache-Control: max-age={age}\r\n" if age >= 0 else ""
 
+    def signature(self, path):
+        """The identities of a file and of its possible sidecars (None for an absent one)."""
+        return (stat_identity(path), *(stat_identity(path + suffix) for _, suffix in self.sidecars))
+
     def still_valid(self, entry):
-        try:
-            st = os.stat(entry.path)
-        except OSError:
-            return False
-        return (st.st_ino, st.st_size, st.st_mtime_ns) == entry.identity
+        """Are the file and its sidecars (present or absent) still the ones the entry was built from?"""
+        return self.signature(entry.path) == entry.signature
 
     def remember(self, raw_path, entry):
         if len(self.cache) >= MAX_CACHED_LOOKUPS:
             self.forget(next(iter(self.cache)))
         self.cache[raw_path] = entry
-        if entry.data is not None:
-            self.cached_bytes += entry.size
+        self.cached_bytes += entry.memory()
 
     def forget(self, raw_path):
         entry = self.cache.pop(raw_path)
-        if entry.data is not None:
-            self.cached_bytes -= entry.size
+        self.cached_bytes -= entry.memory()
+
+
+def negotiate(entry, accept_encoding):
+    """The variant of a file to send for an Accept-Encoding value: the best precompressed one allowed, or
+    the file itself."""
+    for coding in preferred_codings(accept_encoding):
+        variant = entry.variants.get(coding)
+        if variant is not None:
+            return variant
+    return entry
