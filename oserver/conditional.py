@@ -12,6 +12,7 @@ from functools import lru_cache
 PROCEED, NOT_MODIFIED, PRECONDITION_FAILED = 200, 304, 412
 SAFE_METHODS = ("GET", "HEAD")  # the methods If-Modified-Since and a 304 apply to (RFC 9110 13.1.3, 13.1.2)
 PARSE_CACHE_SIZE = 1024
+CACHED_VALUE_LENGTH = 256  # longer header values are parsed every time, so they cannot fill the caches
 
 # RFC 9110 5.6.7: HTTP-date = IMF-fixdate / obs-date, and HTTP-date is case-sensitive.
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -30,10 +31,20 @@ RFC850_PIVOT_YEARS = 50  # RFC 9110 5.6.7: a two-digit year more than 50 years a
 # RFC 9110 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
 # One element of a comma-separated list of them, with its whitespace and separators (RFC 9110 5.6.1: empty
 # list elements are accepted).
-ENTITY_TAG_ITEM = re.compile(r'[ \t,]*(W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,[ \t,]*|\Z)')
+ENTITY_TAG_ITEM = re.compile(r'[ \t,]*+(W/)?("[\x21\x23-\x7e\x80-\xff]*+")[ \t]*+(?:,[ \t,]*+|\Z)')
 
 
-@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def cache_short_values(function):
+    """Memoise a parser of one header value, keeping only values up to CACHED_VALUE_LENGTH characters."""
+    cached = lru_cache(maxsize=PARSE_CACHE_SIZE)(function)
+
+    def parse(value):
+        return cached(value) if len(value) <= CACHED_VALUE_LENGTH else function(value)
+    parse.__doc__ = function.__doc__
+    return parse
+
+
+@cache_short_values
 def parse_http_date(value):
     """Seconds since the epoch for an HTTP-date in any of its three forms, or None when it is not one."""
     m = IMF_FIXDATE.fullmatch(value)
@@ -68,7 +79,7 @@ def timestamp(year, month_name, day, hour, minute, second):
     return calendar.timegm((year, month, day, hour, minute, second))
 
 
-@lru_cache(maxsize=PARSE_CACHE_SIZE)
+@cache_short_values
 def entity_tags(value):
     """The (weak, opaque-tag) pairs of an If-Match / If-None-Match list, or None when it is malformed.
     The opaque tag keeps its quotes, so it compares directly with an ETag field value."""

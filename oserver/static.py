@@ -10,10 +10,10 @@ import os
 import re
 import stat
 import time
-from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
-from oserver.conditional import NOT_MODIFIED, PRECONDITION_FAILED, evaluate_preconditions, if_range_holds
+from oserver.conditional import (NOT_MODIFIED, PRECONDITION_FAILED, cache_short_values, evaluate_preconditions,
+                                 if_range_holds)
 from oserver.http import ALLOW_FIELD, ERROR_BODIES, METHODS_SERVED, HttpError, error_fields, http_date
 from oserver.listing import DirectoryEntry, listing_page
 from oserver.ranges import byte_ranges, content_range, multipart_layout, unsatisfied_range
@@ -165,7 +165,7 @@ def stat_identity(path):
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-@lru_cache(maxsize=256)
+@cache_short_values
 def preferred_codings(accept_encoding):
     """The precompressed codings an Accept-Encoding value allows, best first (RFC 9110 12.5.3): q=0 refuses
     a coding, "*" stands for the codings it does not name, x-gzip is gzip; on equal weight br goes first."""
