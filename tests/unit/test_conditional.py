@@ -226,3 +226,8 @@ def test_if_range_with_later_date_does_not_hold():
 
 def test_if_range_with_invalid_date_does_not_hold():
     assert not if_range_holds("whenever", ETAG, LAST_MODIFIED)
+
+
+def test_long_if_none_match_list_is_parsed_without_the_cache():
+    value = ", ".join(f'"{n}"' for n in range(100)) + ", " + ETAG
+    assert evaluate(if_none_match=value) == NOT_MODIFIED
