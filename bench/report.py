@@ -1,0 +1,229 @@
+"""Turns the measured rounds into bench/results.md (medians, ratios, goals) and bench/results.png.
+
+A table is {workload key: {server name: [Result per round]}}. Everything here is a pure function of the
+tables and the run's Context except machine_info (reads /proc, asks the tools their versions) and the writers.
+"""
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import dataclass
+
+from bench.workloads import AB_WORKLOADS, CONCURRENCY, ISSUE_AB_REQUESTS, P99_GOAL, SMALL_KEEPALIVE, WORKLOADS, Settings
+
+PORT_PLACEHOLDER = "http://127.0.0.1:PORT"
+SERVER_COLOURS = {"OServer": "#1f77b4", "nginx": "#2ca02c", "http.server": "#ff7f0e", "gunicorn": "#9467bd"}
+METRIC_UNITS = {"requests_per_s": "requests/s", "bytes_per_s": "MB/s"}
+BYTES_PER_MB = 1e6
+CHART_SIZE = (12, 5.5)
+CHART_DPI = 110
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    machine: dict
+    elapsed_s: float
+    oserver: str  # which httpd.py, run by which python
+
+
+# ------------------------------------------------------------------ the machine
+
+def machine_info():
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "kernel": f"{platform.system()} {platform.release()}",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "nginx": tool_version(["nginx", "-v"]), "wrk": tool_version(["wrk", "-v"]),
+            "ab": tool_version(["ab", "-V"])}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def tool_version(argv):
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    if not lines:
+        return "unknown"
+    return lines[0].split(" Copyright")[0].replace("This is ", "").replace(" <$Revision$>", "").strip()
+
+
+# ------------------------------------------------------------------ numbers
+
+def metric_values(results, metric):
+    return [getattr(r, metric) for r in results if getattr(r, metric) is not None]
+
+
+def median(results, metric):
+    values = metric_values(results, metric)
+    return statistics.median(values) if values else None
+
+
+def ratio(table, workload_key, metric):
+    oserver, nginx = (median(table[workload_key].get(name, []), metric) for name in ("OServer", "nginx"))
+    return oserver / nginx if oserver is not None and nginx else None
+
+
+def failures(results):
+    return sum(r.failed for r in results)
+
+
+def goal_rows(table):
+    """(label, unit, metric, workload key, goal text, met or None) for each goal of issue 7."""
+    rows = []
+    for w in WORKLOADS:
+        r = ratio(table, w.key, w.metric)
+        met = r is not None and r >= w.goal
+        if w.key == "large-close":
+            met = met and failures(table[w.key].get("OServer", [])) == 0
+        rows.append((w.title, METRIC_UNITS[w.metric], w.metric, w.key, r, f">= {w.goal}" +
+                     (", 0 failed" if w.key == "large-close" else ""), met if r is not None else None))
+    r = ratio(table, SMALL_KEEPALIVE.key, "p99_s")
+    rows.append(("p99 latency of the keep-alive small-page run", "ms", "p99_s", SMALL_KEEPALIVE.key, r,
+                 f"<= {P99_GOAL}x", r <= P99_GOAL if r is not None else None))
+    return rows
+
+
+# ------------------------------------------------------------------ Markdown
+
+def format_value(value, metric):
+    if value is None:
+        return "n/a"
+    if metric == "p99_s":
+        return f"{value * 1000:.2f}"
+    if metric == "bytes_per_s":
+        return f"{value / BYTES_PER_MB:,.0f}"
+    return f"{value:,.0f}"
+
+
+def format_cell(results, metric):
+    values = metric_values(results, metric)
+    if not values:
+        return "n/a"
+    cell = format_value(statistics.median(values), metric)
+    if len(values) > 1:
+        cell += f" ({format_value(min(values), metric)}-{format_value(max(values), metric)})"
+    return cell
+
+
+def verdict(met):
+    return "n/a" if met is None else ("**yes**" if met else "no")
+
+
+def goals_table(table):
+    lines = ["| workload | unit | OServer | nginx | OServer / nginx | goal | met | errors OServer / nginx |",
+             "|---|---|---:|---:|---:|---|---|---|"]
+    for label, unit, metric, key, r, goal, met in goal_rows(table):
+        row = table[key]
+        lines.append(f"| {label} | {unit} | {format_cell(row.get('OServer', []), metric)} | "
+                     f"{format_cell(row.get('nginx', []), metric)} | {'n/a' if r is None else f'{r:.2f}'} | "
+                     f"{goal} | {verdict(met)} | {failures(row.get('OServer', []))} / "
+                     f"{failures(row.get('nginx', []))} |")
+    return lines
+
+
+def python_servers_table(table):
+    row = table[SMALL_KEEPALIVE.key]
+    reference = median(row.get("OServer", []), "requests_per_s")
+    lines = ["| server | requests/s | p99 latency (ms) | OServer / this server | errors |", "|---|---:|---:|---:|---:|"]
+    for name, results in row.items():
+        rps = median(results, "requests_per_s")
+        speedup = f"{reference / rps:.1f}x" if rps and reference else "n/a"
+        lines.append(f"| {name} | {format_cell(results, 'requests_per_s')} | {format_cell(results, 'p99_s')} | "
+                     f"{speedup} | {failures(results)} |")
+    return lines
+
+
+def commands_table(settings):
+    lines = ["| workload | command (PORT is each server's own) |", "|---|---|"]
+    for w in WORKLOADS:
+        lines.append(f"| {w.title} | `{' '.join(w.command(PORT_PLACEHOLDER + w.path, settings))}` |")
+    return lines
+
+
+def scaled_ab_note(settings):
+    scaled = [(w, w.ab_requests(settings)) for w in AB_WORKLOADS if w.ab_requests(settings) != ISSUE_AB_REQUESTS]
+    if not scaled:
+        return []
+    runs = " and ".join(f"`-n {n}` for the {w.title}" for w, n in scaled)
+    return [f"The issue's ab command is `ab -n {ISSUE_AB_REQUESTS} -c {CONCURRENCY} -r`; each round here uses {runs} "
+            f"so that the whole bench fits in ten minutes ({ISSUE_AB_REQUESTS} x 1 MB is 50 GB through loopback, "
+            "about 25 s per run at nginx's pace). `make bench-ab-full` runs the exact issue commands once per server.",
+            ""]
+
+
+def markdown(context, logs_off, logs_on):
+    s, m = context.settings, context.machine
+    mode = "quick mode, BENCH_QUICK=1: one short round, for development only" if s.quick else "full run"
+    lines = [
+        "# OServer vs nginx: benchmark results", "",
+        f"Generated by `make bench` on {m['date']} ({mode}; {context.elapsed_s / 60:.1f} minutes in all).", "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['kernel']}",
+        f"- Tools: {m['nginx']}; {m['wrk']}; {m['ab']}",
+        f"- OServer: `httpd.py -r ROOT -b 127.0.0.1 -p PORT -w 2` (`{context.oserver}`); nginx: 2 workers, "
+        "`sendfile on`, keep-alive (timeout 15 s, `keepalive_requests 1000000`), the same document root "
+        "(a copy of `httptest/`); both on loopback, sharing the 2 cores with the load tool.",
+        f"- {s.rounds} round(s), servers interleaved (A B, then B A, ...) after a {s.warmup_seconds} s wrk warm-up "
+        "of each; each cell is the median over the rounds, (min-max) beside it.", "",
+        "## Commands", "", *commands_table(s), "", *scaled_ab_note(s),
+        "## Access logs off", "", *goals_table(logs_off), "",
+        "## Access logs on (OServer `--access-log FILE`, nginx `access_log FILE`)", "", *goals_table(logs_on), "",
+        "## The Python servers a user might pick instead (38-byte page, keep-alive, logs off)", "",
+        *python_servers_table(logs_off), "",
+        "`python -m http.server` (stdlib, HTTP/1.0: a connection per request, one log line per request to a file); "
+        "gunicorn: `--worker-class gthread --workers 2 --threads 4` with `bench/wsgi_static.py`.", "",
+        "![requests/s per workload per server](results.png)", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(path, context, logs_off, logs_on):
+    with open(path, "w") as f:
+        f.write(markdown(context, logs_off, logs_on))
+
+
+# ------------------------------------------------------------------ chart
+
+def write_chart(path, context, logs_off, logs_on):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=CHART_SIZE, sharey=True)
+    for ax, (title, table) in zip(axes, (("access logs off", logs_off), ("access logs on", logs_on))):
+        draw_panel(ax, title, table)
+    axes[0].set_ylabel("requests/s (median, log scale)")
+    m = context.machine
+    fig.suptitle(f"OServer vs nginx and Python servers - {m['cpu']}, {m['cores']} cores, {m['kernel']}, {m['date']}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=CHART_DPI)
+    plt.close(fig)
+
+
+def draw_panel(ax, title, table):
+    names = [name for name in SERVER_COLOURS if any(name in table[w.key] for w in WORKLOADS)]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        points = [(x, median(table[w.key].get(name, []), "requests_per_s")) for x, w in enumerate(WORKLOADS)]
+        points = [(x + (i - (len(names) - 1) / 2) * width, value) for x, value in points if value is not None]
+        if not points:
+            continue
+        xs, values = zip(*points)
+        bars = ax.bar(xs, values, width, color=SERVER_COLOURS[name], label=name)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, rotation=90, padding=2)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(WORKLOADS)), [w.title.replace(", ", ",\n", 1) for w in WORKLOADS], fontsize=8)
+    ax.set_title(title)
+    ax.legend(fontsize=8)

@@ -1,0 +1,145 @@
+"""`make bench`: OServer side by side with nginx (and the Python servers) on the workloads of issue 7.
+
+Builds a document root, starts every server as a process group of its own, warms them up, runs each
+workload for each server interleaved over several rounds (logs off, then access logs on), writes
+bench/results.md and bench/results.png, and stops everything it started, even on Ctrl-C or an error.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from bench import loadgen, report, servers
+from bench.workloads import AB_WORKLOADS, CONCURRENCY, LARGE_PAGE, SMALL_KEEPALIVE, SMALL_PAGE, WORKLOADS, Settings
+
+WORK_DIR, DOCROOT = servers.WORK_DIR, servers.DOCROOT
+LOG_DIR = os.path.join(WORK_DIR, "logs")
+RESULTS_MD = os.path.join(servers.BENCH_DIR, "results.md")
+RESULTS_PNG = os.path.join(servers.BENCH_DIR, "results.png")
+BUDGET_S = 600  # the whole bench must fit in ten minutes
+MAIN_SERVERS = ("OServer", "nginx")
+
+
+def start_main_servers(fleet, with_access_logs):
+    logs = {}
+    if with_access_logs:
+        os.makedirs(LOG_DIR, exist_ok=True)
+        logs = {name: os.path.join(LOG_DIR, f"{name}-access.log") for name in MAIN_SERVERS}
+        for path in logs.values():
+            if os.path.exists(path):
+                os.unlink(path)
+    return [fleet.start(servers.oserver(DOCROOT, WORK_DIR, logs.get("OServer")), SMALL_PAGE),
+            fleet.start(servers.nginx(DOCROOT, WORK_DIR, logs.get("nginx")), SMALL_PAGE)]
+
+
+def start_python_servers(fleet):
+    started = [fleet.start(servers.http_server(sys.executable, DOCROOT, WORK_DIR), SMALL_PAGE)]
+    venv_bin = os.path.dirname(sys.executable)
+    if os.path.exists(os.path.join(venv_bin, "gunicorn")):
+        started.append(fleet.start(servers.gunicorn(venv_bin, DOCROOT, WORK_DIR), SMALL_PAGE))
+    else:
+        print("  gunicorn is not installed in this venv: skipped (run through `make bench`)", flush=True)
+    return started
+
+
+def warm_up(contenders, settings, paths=(SMALL_PAGE, LARGE_PAGE)):
+    for server in contenders:
+        for path in paths:
+            loadgen.run_wrk(server.url(path), CONCURRENCY, settings.warmup_seconds)
+
+
+def measure_rounds(main, extra, settings):
+    """{workload key: {server name: [Result per round]}}, servers interleaved, their order flipped each round."""
+    table = {w.key: {s.name: [] for s in main + (extra if w is SMALL_KEEPALIVE else [])} for w in WORKLOADS}
+    for round_no in range(settings.rounds):
+        order = main if round_no % 2 == 0 else main[::-1]
+        for workload in WORKLOADS:
+            for server in order + (extra if workload is SMALL_KEEPALIVE else []):
+                result = measure_once(workload, server, settings, f"round {round_no + 1}/{settings.rounds}")
+                if result is not None:
+                    table[workload.key][server.name].append(result)
+    return table
+
+
+def measure_once(workload, server, settings, label):
+    try:
+        result = workload.measure(server.url(workload.path), settings)
+    except loadgen.ToolFailed as e:
+        print(f"  {label} {workload.key:12} {server.name:12} FAILED: {e}", flush=True)
+        return None
+    print(f"  {label} {workload.key:12} {server.name:12} {result.requests_per_s:10.0f} req/s "
+          f"{result.bytes_per_s / 1e6:9.1f} MB/s  p99 {format_seconds(result.p99_s)}  failed {result.failed}",
+          flush=True)
+    return result
+
+
+def format_seconds(value):
+    return "n/a" if value is None else f"{value * 1000:.2f}ms"
+
+
+def run_table(title, fleet, settings, with_access_logs, with_python_servers):
+    print(f"{title}:", flush=True)
+    main = start_main_servers(fleet, with_access_logs)
+    extra = start_python_servers(fleet) if with_python_servers else []
+    warm_up(main, settings)
+    warm_up(extra, settings, paths=(SMALL_PAGE,))
+    table = measure_rounds(main, extra, settings)
+    fleet.stop_all()
+    return table
+
+
+def run_bench(settings):
+    started = time.monotonic()
+    servers.make_docroot(DOCROOT)
+    with servers.Fleet() as fleet:
+        logs_off = run_table("access logs off", fleet, settings, with_access_logs=False, with_python_servers=True)
+        logs_on = run_table("access logs on", fleet, settings, with_access_logs=True, with_python_servers=False)
+    elapsed = time.monotonic() - started
+    context = report.Context(settings=settings, machine=report.machine_info(), elapsed_s=elapsed,
+                             oserver=f"{servers.oserver_httpd()} on {servers.oserver_python()}")
+    report.write_markdown(RESULTS_MD, context, logs_off, logs_on)
+    report.write_chart(RESULTS_PNG, context, logs_off, logs_on)
+    print(f"wrote {RESULTS_MD} and {RESULTS_PNG} ({elapsed:.0f}s)")
+    if elapsed > BUDGET_S:
+        print(f"warning: the bench took {elapsed:.0f}s, over its {BUDGET_S}s budget", file=sys.stderr)
+
+
+def run_ab_full(settings):
+    """The issue's exact `ab -n 50000 -c 100 -r` commands, once per server (logs off); prints, writes nothing."""
+    servers.make_docroot(DOCROOT)
+    with servers.Fleet() as fleet:
+        main = start_main_servers(fleet, with_access_logs=False)
+        warm_up(main, settings)
+        for workload in AB_WORKLOADS:
+            for server in main:
+                started = time.monotonic()
+                try:
+                    result = workload.measure_issue_command(server.url(workload.path))
+                except loadgen.ToolFailed as e:
+                    print(f"{server.name}: FAILED: {e}", flush=True)
+                    continue
+                print(f"{server.name:8} {result.command}\n         {result.requests_per_s:.0f} req/s, "
+                      f"{result.failed} failed, {time.monotonic() - started:.0f}s", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ab-full", action="store_true", help="run the issue's exact ab -n 50000 commands once")
+    args = parser.parse_args(argv)
+    servers.unwind_on_signals()
+    settings = Settings.from_environment()
+    os.makedirs(WORK_DIR, exist_ok=True)
+    try:
+        run_ab_full(settings) if args.ab_full else run_bench(settings)
+    except (KeyboardInterrupt, servers.Interrupted):
+        print("bench interrupted; every server it started has been stopped", file=sys.stderr)
+        return 130
+    except RuntimeError as e:  # a server that would not start
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""What `make bench` measures: the workloads of issue 7, their goals, and the durations that fit the budget.
+
+A Workload knows its URL path, its tool and the metric its goal is about; Settings say how long each run
+lasts (full or BENCH_QUICK=1, every knob overridable from the environment). Nothing here starts a process.
+"""
+
+import os
+from dataclasses import dataclass
+
+from bench import loadgen
+
+CONCURRENCY = 100
+SMALL_PAGE = "/httptest/dir2/page.html"  # 38 bytes
+SMALL_INDEX = "/httptest/dir2/"  # 34 bytes, through the index file
+LARGE_PAGE = "/httptest/wikipedia_russia.html"  # ~1 MB
+ISSUE_AB_REQUESTS = 50000  # the issue's `ab -n 50000 -c 100 -r`
+AB_TIMEOUT_FLOOR = 120.0  # seconds an ab run may take at least before it is killed
+AB_SLOWEST_RATE = 200.0  # requests/s below which an ab run is considered stuck (sets its timeout)
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int
+    wrk_seconds: int
+    warmup_seconds: int
+    ab_small_requests: int
+    ab_large_requests: int
+    quick: bool
+
+    @classmethod
+    def from_environment(cls, env=os.environ):
+        quick = env.get("BENCH_QUICK", "") not in ("", "0")
+        defaults = QUICK_DEFAULTS if quick else FULL_DEFAULTS
+        knobs = {name: int(env.get("BENCH_" + name.upper(), default)) for name, default in defaults.items()}
+        return cls(quick=quick, **knobs)
+
+
+# About 5 minutes on a 2-core machine, leaving room under the 10-minute budget for a slower or busier one.
+FULL_DEFAULTS = {"rounds": 3, "wrk_seconds": 5, "warmup_seconds": 2, "ab_small_requests": ISSUE_AB_REQUESTS,
+                 "ab_large_requests": 10000}
+QUICK_DEFAULTS = {"rounds": 1, "wrk_seconds": 2, "warmup_seconds": 1, "ab_small_requests": 3000,
+                  "ab_large_requests": 500}
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    tool: str  # "wrk" (keep-alive) or "ab" (a new connection per request)
+    path: str
+    metric: str  # the Result field the goal is about: requests_per_s or bytes_per_s
+    goal: float  # the least OServer/nginx ratio of that metric
+
+    def command(self, url, settings):
+        if self.tool == "wrk":
+            return loadgen.wrk_command(url, CONCURRENCY, settings.wrk_seconds)
+        return loadgen.ab_command(url, self.ab_requests(settings), CONCURRENCY)
+
+    def ab_requests(self, settings):
+        return settings.ab_large_requests if self.path == LARGE_PAGE else settings.ab_small_requests
+
+    def measure(self, url, settings):
+        if self.tool == "wrk":
+            return loadgen.run_wrk(url, CONCURRENCY, settings.wrk_seconds)
+        requests = self.ab_requests(settings)
+        return loadgen.run_ab(url, requests, CONCURRENCY, ab_timeout(requests))
+
+    def measure_issue_command(self, url):
+        """The issue's exact ab command, whatever the settings (make bench-ab-full)."""
+        return loadgen.run_ab(url, ISSUE_AB_REQUESTS, CONCURRENCY, ab_timeout(ISSUE_AB_REQUESTS))
+
+
+def ab_timeout(requests):
+    return max(AB_TIMEOUT_FLOOR, requests / AB_SLOWEST_RATE)
+
+
+SMALL_KEEPALIVE = Workload("small-ka", "38-byte page, keep-alive (wrk)", "wrk", SMALL_PAGE, "requests_per_s", 0.6)
+SMALL_CLOSE = Workload("small-close", "34-byte index, no keep-alive (ab)", "ab", SMALL_INDEX, "requests_per_s", 0.6)
+LARGE_CLOSE = Workload("large-close", "~1 MB page, no keep-alive (ab)", "ab", LARGE_PAGE, "requests_per_s", 0.9)
+LARGE_KEEPALIVE = Workload("large-ka", "~1 MB page, keep-alive (wrk)", "wrk", LARGE_PAGE, "bytes_per_s", 0.9)
+WORKLOADS = (SMALL_KEEPALIVE, SMALL_CLOSE, LARGE_CLOSE, LARGE_KEEPALIVE)
+AB_WORKLOADS = (SMALL_CLOSE, LARGE_CLOSE)
+P99_GOAL = 2.0  # OServer's p99 latency of the small keep-alive run may be at most this times nginx's
