@@ -6,8 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 2
 RUN_ROOT := .run/www
+BENCH_VENV := bench/.venv
+BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: run test unit integration bench scale install clean
+.PHONY: run test unit integration bench bench-ab-full bench-profile scale install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,27 @@ unit: $(VENV)/.installed
 
 integration: $(VENV)/.installed
 	$(PY) -m pytest -q tests/integration
+
+# The bench venv holds matplotlib and the servers we compare with; bench/install.sh gets nginx, wrk and ab.
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q -r bench/requirements.txt
+	touch $@
+
+# OServer vs nginx and the Python servers (issue 7): writes bench/results.md and bench/results.png.
+# BENCH_QUICK=1 makes a one-round development run; bench-ab-full runs the issue's exact ab -n 50000 commands;
+# bench-profile prints where one worker's time goes (cProfile); BENCH_OSERVER_DIR=DIR benchmarks another checkout.
+bench: $(VENV)/.installed $(BENCH_VENV)/.installed
+	sh bench/install.sh
+	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.run
+
+bench-ab-full: $(VENV)/.installed $(BENCH_VENV)/.installed
+	sh bench/install.sh
+	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.run --ab-full
+
+bench-profile: $(VENV)/.installed $(BENCH_VENV)/.installed
+	sh bench/install.sh
+	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.profiling
 
 install: $(VENV)/.installed
 
