@@ -112,11 +112,13 @@ class Connection:
     def parse_head(self, buf):
         """Parse the head at the start of `buf` (consuming it), or None while it is still incomplete."""
         config = self.worker.config
-        buf = skip_empty_lines(buf)
-        found = find_head(buf)
+        stripped = skip_empty_lines(buf)
+        found = find_head(stripped)
         if found is None:
-            self.inbuf = buf
-            check_incomplete_head(buf, config.max_request_line, config.max_header_bytes)
+            check_incomplete_head(stripped, config.max_request_line, config.max_header_bytes)
+            if len(buf) > config.max_header_bytes:  # a flood of empty lines
+                raise HttpError(431, "request header section too large")
+            self.inbuf = buf  # empty lines stay until the head is whole: trickling them cannot reset its clock
             return None
         head, self.inbuf = found
         if len(head) > config.max_header_bytes:

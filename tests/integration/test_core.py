@@ -7,6 +7,7 @@ library would tidy up, and every socket has a timeout so a hung connection fails
 import email.utils
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ GIB = 1 << 30
 MAX_WORKER_RSS_KB = 64 * 1024
 DOWNLOAD_CHUNK = 1 << 20
 RSS_SAMPLE_EVERY = 16  # chunks between samples of the workers' VmRSS
+TRICKLE_INTERVAL = 0.25  # seconds between the empty lines a slow client sends
 
 
 # ---------------------------------------------------------------- helpers
@@ -86,6 +88,18 @@ class RawConnection:
             return True
         except socket.timeout:
             return False
+
+    def read_to_end(self):
+        """Everything the server sends until it closes (a reset ends it too); a timeout raises."""
+        data = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
 
     def close(self):
         self.reader.close()
@@ -318,16 +332,38 @@ def test_junk_gets_400_or_a_clean_close_and_the_worker_lives(server, junk):
     conn = RawConnection(server)
     conn.send(junk)
     conn.sock.shutdown(socket.SHUT_WR)  # the client has nothing more to say
-    answer = b""
-    while True:  # bounded by the socket timeout: a hang raises
-        data = conn.sock.recv(65536)
-        if not data:
-            break
-        answer += data
+    answer = conn.read_to_end()
     conn.close()
     assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
     assert requests.get(server.url + "/httptest/readme.txt", timeout=SOCKET_TIMEOUT).status_code == 200
     assert server.worker_pids() == workers
+
+
+def test_lone_newline_left_open_is_closed_by_the_header_timeout(start_server):
+    server = start_server("--header-timeout", "1", "--keepalive-timeout", "1")
+    conn = RawConnection(server)
+    conn.send(b"\n")
+    answer = conn.read_to_end()  # within the socket timeout, so never a hang
+    conn.close()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_trickled_empty_lines_cannot_hold_a_connection_open(start_server):
+    server = start_server("--header-timeout", "1", "--keepalive-timeout", "1")
+    conn = RawConnection(server)
+    deadline = time.monotonic() + SOCKET_TIMEOUT
+    ended = False
+    while not ended and time.monotonic() < deadline:
+        try:
+            conn.send(b"\r\n")  # each empty line is ignored (RFC 9112 2.2) but must not restart the clock
+        except (BrokenPipeError, ConnectionResetError):
+            ended = True
+        else:
+            ended = bool(select.select([conn.sock], [], [], TRICKLE_INTERVAL)[0])
+    assert ended, "empty lines held the connection open"
+    answer = conn.read_to_end()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
+    conn.close()
 
 
 def test_keep_alive_connection_serves_several_requests(raw):
