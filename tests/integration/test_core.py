@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from oserver import __version__
+from tests import conftest
 from tests.conftest import FIXTURES, HTTPD, START_TIMEOUT, STOP_TIMEOUT, free_port, make_docroot
 
 SOCKET_TIMEOUT = 10.0  # a response that takes longer than this counts as a hung connection
@@ -113,11 +114,11 @@ def raw(server):
     conn.close()
 
 
-def get_once(server, path):
+def get_once(server, path, version="HTTP/1.1"):
     """GET exactly `path` (no client-side normalisation) on a fresh connection."""
     conn = RawConnection(server)
     try:
-        return conn.get(path)
+        return conn.get(path, version)
     finally:
         conn.close()
 
@@ -248,6 +249,27 @@ def test_ipv6_loopback_bind_serves(start_server):
     response = requests.get(server.url + "/httptest/dir2/page.html", timeout=SOCKET_TIMEOUT)
     assert response.status_code == 200
     assert response.content == fixture_bytes("dir2/page.html")
+
+
+def test_workers_serve_while_the_master_is_stopped(server):
+    server.signal(signal.SIGSTOP)  # the master is out of the request path
+    try:
+        for _ in range(4):
+            response = requests.get(server.url + "/httptest/readme.txt", timeout=SOCKET_TIMEOUT)
+            assert response.content == fixture_bytes("readme.txt")
+    finally:
+        server.signal(signal.SIGCONT)
+
+
+def test_restart_on_the_same_port_succeeds_at_once(start_server, monkeypatch):
+    first = start_server()
+    for _ in range(3):  # HTTP/1.0: the server closes first, leaving its side of each connection in TIME_WAIT
+        assert get_once(first, "/httptest/readme.txt", version="HTTP/1.0").status == 200
+    first.stop()
+    monkeypatch.setattr(conftest, "free_port", lambda host: first.port)
+    second = start_server()  # SO_REUSEADDR: binding does not wait for TIME_WAIT to clear
+    assert second.port == first.port
+    assert get_once(second, "/httptest/readme.txt").status == 200
 
 
 # ---------------------------------------------------------------- HTTP framing
@@ -661,7 +683,9 @@ def test_client_leaving_mid_download_leaves_the_worker_serving(big_file_server):
         conn.send(request_bytes("GET", "/sparse.bin"))
         got = 0
         while got < DOWNLOAD_CHUNK:
-            got += len(conn.sock.recv(65536))
+            data = conn.sock.recv(65536)
+            assert data, "the server closed the download early"
+            got += len(data)
         conn.close()  # unread data is waiting: the kernel resets the connection
     for _ in range(10):
         response = requests.get(big_file_server.url + "/httptest/readme.txt", timeout=SOCKET_TIMEOUT)
