@@ -18,6 +18,7 @@ PIPELINE_DEPTH = 16  # replies queued before the connection stops parsing pipeli
 # cached head was complete and valid (it holds no blank line), so a hit skips the whole parse.
 PARSED_HEADS = {}
 PARSED_HEADS_MAX = 1024
+PARSED_HEAD_MAX_BYTES = 2048  # longer heads are parsed every time: 1024 hostile 16 KiB heads held ~40 MB
 
 
 class Exchange:
@@ -126,9 +127,10 @@ class Connection:
         request = parse_request_head(head, config.max_request_line, config.max_header_fields)
         if request.content_length > config.max_body_bytes:
             raise HttpError(413, "request body too large")
-        if len(PARSED_HEADS) >= PARSED_HEADS_MAX:
-            PARSED_HEADS.clear()
-        PARSED_HEADS[head] = request
+        if len(head) <= PARSED_HEAD_MAX_BYTES:
+            if len(PARSED_HEADS) >= PARSED_HEADS_MAX:
+                PARSED_HEADS.clear()
+            PARSED_HEADS[head] = request
         return request
 
     def drop_body(self):

@@ -54,6 +54,7 @@ class Worker:
         self.epoll = None
         self.accepting = False
         self.accept_paused_until = 0.0
+        self.out_of_descriptors = False  # accept() hit EMFILE/ENFILE and has not since found the backlog empty
         self.draining = False
         self.alive = True
         self.drain_deadline = None
@@ -147,6 +148,16 @@ class Worker:
                 self.epoll.unregister(fd)
             self.accepting = False
 
+    def pause_accepting(self, error):
+        """Out of file descriptors: leave new clients in the backlog and retry after ACCEPT_PAUSE (no busy
+        loop); logged once per shortage, not once per retry."""
+        if not self.out_of_descriptors:
+            self.out_of_descriptors = True
+            self.log.error("accept() failed: %s; pausing accepts, retrying every %.1fs", error.strerror,
+                           ACCEPT_PAUSE)
+        self.accept_paused_until = self.now + ACCEPT_PAUSE
+        self.stop_accepting()
+
     def len_full(self):
         return len(self.connections) >= self.config.max_connections
 
@@ -157,12 +168,13 @@ class Worker:
             try:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
+                if self.out_of_descriptors:  # the backlog is empty and a descriptor was free: shortage over
+                    self.out_of_descriptors = False
+                    self.log.warning("file descriptors available again")
                 return
             except OSError as e:
                 if e.errno in OUT_OF_DESCRIPTORS:
-                    self.log.error("accept() failed: %s; pausing accepts for %.1fs", e.strerror, ACCEPT_PAUSE)
-                    self.accept_paused_until = self.now + ACCEPT_PAUSE
-                    return self.stop_accepting()
+                    return self.pause_accepting(e)
                 continue  # ECONNABORTED and friends: that client is gone, the next may not be
             sock.setblocking(False)
             conn = Connection(self, sock, address)
