@@ -57,8 +57,7 @@ def measure_rounds(main, extra, settings):
         for workload in WORKLOADS:
             for server in order + (extra if workload is SMALL_KEEPALIVE else []):
                 result = measure_once(workload, server, settings, f"round {round_no + 1}/{settings.rounds}")
-                if result is not None:
-                    table[workload.key][server.name].append(result)
+                table[workload.key][server.name].append(result)  # None for a failed run keeps rounds aligned
     return table
 
 
@@ -91,13 +90,16 @@ def run_table(title, fleet, settings, with_access_logs, with_python_servers):
 
 def run_bench(settings):
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     servers.make_docroot(DOCROOT)
     with servers.Fleet() as fleet:
         logs_off = run_table("access logs off", fleet, settings, with_access_logs=False, with_python_servers=True)
         logs_on = run_table("access logs on", fleet, settings, with_access_logs=True, with_python_servers=False)
     elapsed = time.monotonic() - started
     context = report.Context(settings=settings, machine=report.machine_info(), elapsed_s=elapsed,
-                             oserver=f"{servers.oserver_httpd()} on {servers.oserver_python()}")
+                             oserver=f"{servers.oserver_httpd()}, {servers.oserver_revision()}, "
+                                     f"on {servers.oserver_python()}",
+                             load=(load_at_start, os.getloadavg()[0]))
     report.write_markdown(RESULTS_MD, context, logs_off, logs_on)
     report.write_chart(RESULTS_PNG, context, logs_off, logs_on)
     print(f"wrote {RESULTS_MD} and {RESULTS_PNG} ({elapsed:.0f}s)")

@@ -51,11 +51,13 @@ class Interrupted(Exception):
 
 
 def unwind_on_signals():
-    """Turn SIGTERM and SIGHUP into Interrupted (SIGINT is already KeyboardInterrupt)."""
+    """Turn SIGTERM and SIGHUP into Interrupted, and SIGINT into KeyboardInterrupt even when the shell that
+    started us in the background had set it to be ignored."""
     def raise_interrupted(signum, frame):
         raise Interrupted(f"signal {signum}")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, raise_interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
@@ -161,6 +163,21 @@ def signal_quietly(send, pid, signum):
 def oserver_httpd():
     """httpd.py of this checkout, or of BENCH_OSERVER_DIR (another checkout, e.g. to compare two versions)."""
     return os.path.abspath(os.path.join(os.environ.get("BENCH_OSERVER_DIR", REPO), "httpd.py"))
+
+
+def oserver_revision():
+    """The git commit of the OServer under test, marked when its code differs from that commit."""
+    where = os.path.dirname(oserver_httpd())
+    try:
+        commit = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10)
+        changes = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "oserver", "httpd.py"],
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown revision"
+    if commit.returncode != 0:
+        return "not a git checkout"
+    return f"commit {commit.stdout.strip()}" + (" with uncommitted changes" if changes.stdout.strip() else "")
 
 
 def oserver_python():

@@ -178,6 +178,17 @@ def test_goal_without_measurements_has_no_verdict():
     assert verdicts(rows)[1] is None
 
 
+def test_ratio_is_the_median_of_per_round_ratios():
+    rows = {"small-ka": {"OServer": [result(100), result(300), result(50)],
+                         "nginx": [result(200), result(300), result(25)]}}
+    assert report.ratio(rows, "small-ka", "requests_per_s") == 1.0  # rounds: 0.5, 1.0, 2.0
+
+
+def test_ratio_skips_a_round_whose_run_failed():
+    rows = {"small-ka": {"OServer": [None, result(300)], "nginx": [result(200), result(100)]}}
+    assert report.ratio(rows, "small-ka", "requests_per_s") == 3.0
+
+
 def test_median_ignores_rounds_without_the_metric():
     assert report.median([result(1, p99_s=None), result(3, p99_s=0.5)], "p99_s") == 0.5
 
