@@ -79,7 +79,8 @@ class Connection:
                 return self.close()
             if not more:
                 break
-        self.worker.wait_for_request(self, bool(self.inbuf))
+        # a partial head, or a body still to come, is timed by header_timeout: trickling it never resets the clock
+        self.worker.wait_for_request(self, bool(self.inbuf or self.discard))
 
     # ------------------------------------------------------------ input
 
