@@ -28,6 +28,9 @@ README_HEAD = request_bytes("GET", README)
 SECRET = b"a secret beside the document root\n"
 LISTENING_SOCKETS = 1  # the fixtures bind one address
 SHORT_TIMEOUT = 1.0  # seconds: --header-timeout / --keepalive-timeout / --send-timeout in the timeout tests
+TRICKLE_TIMEOUT = 2.0  # seconds: header and keep-alive timeouts against trickling clients
+TRICKLE_INTERVAL = 0.05  # seconds between trickled bytes
+TRICKLE_BYTES = 1000  # a whole trickle would last 50 s
 EARLY_SLACK = 0.9  # a timeout may not fire before this fraction of its value
 BIG_FILE_SIZE = 256 << 20  # sparse: far more than socket buffers hold
 SMALL_RCVBUF = 4096
@@ -312,22 +315,45 @@ def test_silent_connection_is_closed_after_the_header_timeout(impatient):
     assert response == b"" or status_of(response) == 408
 
 
-def test_trickling_a_head_does_not_extend_the_header_timeout(start_server):
-    header_timeout = 2.0
-    server = start_server("--header-timeout", str(header_timeout), workers=1)
-    trickle = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 1000
+def trickle(server, data, sent_at_once=b""):
+    """On a fresh connection, send `sent_at_once`, then `data` a byte per TRICKLE_INTERVAL, collecting what the
+    server sends until it closes the connection: (all it sent, seconds it took). Fails when it took all."""
     started = time.monotonic()
+    answer = b""
     with connect(server) as sock:
-        for byte in trickle:  # one byte per 50 ms would last 50 s; the server must cut it at its timeout
-            if select.select([sock], [], [], 0.05)[0]:
-                break
-            sock.send(bytes([byte]))
-        else:
-            pytest.fail("the whole trickled head was accepted")
-        response, closed = read_until_closed(sock)
-    elapsed = time.monotonic() - started
-    assert header_timeout * EARLY_SLACK <= elapsed < header_timeout * 4
-    assert_refused_and_closed(response, closed, 408)
+        sock.sendall(sent_at_once)
+        for byte in data:
+            if not select.select([sock], [], [], TRICKLE_INTERVAL)[0]:
+                sock.send(bytes([byte]))
+                continue
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return answer, time.monotonic() - started
+            answer += chunk
+    pytest.fail("the server took the whole trickle without closing the connection")
+
+
+@pytest.fixture
+def strict_clock(start_server):
+    return start_server("--header-timeout", str(TRICKLE_TIMEOUT), "--keepalive-timeout", str(TRICKLE_TIMEOUT),
+                        workers=1)
+
+
+def test_trickling_a_head_does_not_extend_the_header_timeout(strict_clock):
+    answer, elapsed = trickle(strict_clock, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * TRICKLE_BYTES)
+    assert TRICKLE_TIMEOUT * EARLY_SLACK <= elapsed < TRICKLE_TIMEOUT * 4
+    assert_refused_and_closed(answer, True, 408)
+
+
+def test_trickling_a_body_does_not_hold_the_connection(strict_clock):
+    head = request_bytes("GET", README, headers=["Host: x", f"Content-Length: {TRICKLE_BYTES}"])
+    answer, elapsed = trickle(strict_clock, b"a" * TRICKLE_BYTES, sent_at_once=head)
+    assert elapsed < TRICKLE_TIMEOUT * 4
+    assert status_of(answer) == 200  # the request is answered before its body is read
+    assert_refused_and_closed(answer[answer.index(b"HTTP/1.1 408 "):], True, 408)
 
 
 def test_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout(impatient):
