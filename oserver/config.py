@@ -62,8 +62,8 @@ class Config:
     worker_timeout: float = option(30.0, "a worker silent for this long is killed and replaced", check=positive,
                                    unit="s")
     # timeouts and limits
-    header_timeout: float = option(10.0, "time allowed to receive a whole request head (then 408)",
-                                   check=positive, unit="s")
+    header_timeout: float = option(10.0, "time allowed to receive a whole request head, or the rest of a "
+                                   "request body (then 408)", check=positive, unit="s")
     keepalive_timeout: float = option(15.0, "idle keep-alive connections are closed after this",
                                       check=positive, unit="s")
     send_timeout: float = option(60.0, "a client that reads nothing for this long is dropped", check=positive,
