@@ -2,7 +2,8 @@
 
 For each workload: starts OServer with one worker through profile_worker.py (cProfile around the worker
 loop), drives the load with the bench's own command, stops the server (the worker dumps its stats), then
-prints and saves (bench/work/profile-KEY.txt) the top functions by cumulative and by self time.
+runs the same load on a plain worker sampled by py-spy; prints and saves (bench/work/profile-KEY.txt) the
+top functions by cumulative and by self time from both views.
 """
 
 import glob
@@ -12,7 +13,7 @@ import pstats
 import shutil
 import sys
 
-from bench import loadgen, servers
+from bench import loadgen, sampling, servers
 from bench.workloads import SMALL_CLOSE, SMALL_KEEPALIVE, SMALL_PAGE, Settings
 
 PROFILED_WORKLOADS = (SMALL_KEEPALIVE, SMALL_CLOSE)
@@ -22,7 +23,7 @@ SORT_ORDERS = (("cumulative", "cumulative time"), ("tottime", "self time"))
 
 
 def profile_workload(workload, settings):
-    """Run one workload against a one-worker OServer under cProfile; returns (Result, report text)."""
+    """Run one workload against a one-worker OServer under cProfile; returns the report text."""
     profile_dir = os.path.join(servers.WORK_DIR, f"profile-{workload.key}")
     shutil.rmtree(profile_dir, ignore_errors=True)
     os.makedirs(profile_dir)
@@ -34,7 +35,31 @@ def profile_workload(workload, settings):
     dumps = glob.glob(os.path.join(profile_dir, "worker-*.prof"))
     if not dumps:
         raise RuntimeError(f"the worker left no profile in {profile_dir}; see {server.log_path}")
-    return result, profile_report(workload, result, dumps)
+    return profile_report(workload, result, dumps)
+
+
+def sample_workload(workload, settings):
+    """Run one workload against a plain one-worker OServer while py-spy samples its worker."""
+    output = os.path.join(servers.WORK_DIR, f"py-spy-{workload.key}.raw")
+    server = servers.oserver(servers.DOCROOT, servers.WORK_DIR, workers=1)
+    with servers.Fleet() as fleet:
+        fleet.start(server, SMALL_PAGE)
+        spy = sampling.start_recording(only_child(server.proc.pid), output)
+        try:
+            result = workload.measure(server.url(workload.path), settings)
+        finally:
+            lines = sampling.finish_recording(spy, output)
+    return (f"\n# the same load, sampled by py-spy (no profiler in the worker): {result.requests_per_s:.0f} "
+            f"requests/s (1 worker), {result.failed} errors\n" + sampling.report(lines, TOP_FUNCTIONS))
+
+
+def only_child(pid):
+    """The one worker of a one-worker master."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = f.read().split()
+    if len(children) != 1:
+        raise RuntimeError(f"expected one worker under master {pid}, found {len(children)}")
+    return int(children[0])
 
 
 def profile_report(workload, result, dumps):
@@ -54,10 +79,14 @@ def main():
     servers.make_docroot(servers.DOCROOT)
     for workload in PROFILED_WORKLOADS:
         try:
-            result, text = profile_workload(workload, settings)
+            text = profile_workload(workload, settings)
         except (loadgen.ToolFailed, RuntimeError) as e:
             print(f"{workload.key}: {e}", file=sys.stderr)
             return 1
+        try:
+            text += sample_workload(workload, settings)
+        except (loadgen.ToolFailed, RuntimeError, sampling.SamplerMissing) as e:
+            text += f"\n# no py-spy view: {e}\n"
         path = os.path.join(servers.WORK_DIR, f"profile-{workload.key}.txt")
         with open(path, "w") as f:
             f.write(text)

@@ -1,11 +1,12 @@
 """The bench harness's pure parts: reading wrk and ab reports, settings from the environment, goal verdicts,
-and the jail of the WSGI app gunicorn is benchmarked with. The reports are captured from real runs."""
+summarizing py-spy samples, and the jail of the WSGI app gunicorn is benchmarked with. The wrk and ab reports
+are captured from real runs."""
 
 import os
 
 import pytest
 
-from bench import loadgen, report, workloads, wsgi_static
+from bench import loadgen, report, sampling, workloads, wsgi_static
 from bench.wsgi_static import file_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -208,3 +209,28 @@ def test_wsgi_app_maps_a_directory_to_its_index(repo_as_wsgi_root):
 
 def test_wsgi_app_refuses_paths_above_its_root(repo_as_wsgi_root):
     assert file_for("/../../../../etc/passwd") is None
+
+
+COLLAPSED_STACKS = [
+    "<module> (httpd.py:9);Worker.run (oserver/worker.py:89);Connection.flush (oserver/connection.py:175) 6",
+    "<module> (httpd.py:9);Worker.run (oserver/worker.py:89);Connection.flush (oserver/connection.py:205) 1",
+    "<module> (httpd.py:9);Worker.run (oserver/worker.py:80) 3",
+]
+
+
+def test_sampled_self_time_is_by_source_line():
+    _, hot_lines, _ = sampling.summarize(COLLAPSED_STACKS, top=10)
+    assert hot_lines[0] == (0.6, "Connection.flush (oserver/connection.py:175)")
+
+
+def test_sampled_cumulative_time_is_by_function_from_the_worker_loop_down():
+    _, _, functions = sampling.summarize(COLLAPSED_STACKS, top=10)
+    assert functions == [(1.0, "Worker.run (oserver/worker.py)"), (0.7, "Connection.flush (oserver/connection.py)")]
+
+
+def test_sampled_totals_count_every_sample():
+    assert sampling.summarize(COLLAPSED_STACKS, top=10)[0] == 10
+
+
+def test_no_samples_summarize_to_nothing():
+    assert sampling.summarize([], top=10) == (0, [], [])
