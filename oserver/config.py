@@ -5,9 +5,12 @@ It never touches sockets or processes.
 """
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
+
+from oserver.logs import check_access_format
 
 
 class ConfigError(Exception):
@@ -31,6 +34,15 @@ def positive(value):
 
 def non_negative(value):
     return value >= 0
+
+
+def is_ip_network(value):
+    """True for an IP address or a CIDR network (10.0.0.0/8, fd00::/8)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def valid_port(value):
@@ -94,10 +106,12 @@ class Config:
         '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
         '"$http_user_agent" $request_time',
         "access log line built from named fields ($remote_addr, $remote_port, $time_local, $time_iso8601, "
-        "$request, $request_method, $request_uri, $status, $body_bytes_sent, $http_referer, "
-        "$http_user_agent, $request_time, $pid)")
-    status_path: str = option("", "URL path of the live status page; empty disables it")
-    status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses allowed to read the status page")
+        "$request, $request_method, $request_uri, $status, $body_bytes_sent, $bytes_sent, $request_time, "
+        "$request_completion, $pid, and $http_<header> such as $http_referer, $http_user_agent)")
+    status_path: str = option("", "URL path of the live status page (JSON; Prometheus with ?format=prometheus "
+                              "or Accept: text/plain), e.g. /server-status; empty disables it")
+    status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
+                                 "status page (others get 403)", check=lambda v: all(map(is_ip_network, v)))
 
     @property
     def listen_addresses(self):
@@ -169,5 +183,18 @@ def validate(config):
             raise ConfigError(f"cache_max_age_by_ext: invalid max-age {age!r} for {ext!r}")
     if config.status_path and not config.status_path.startswith("/"):
         raise ConfigError(f"status_path: {config.status_path!r} must start with /")
+    try:
+        check_access_format(config.access_log_format)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if config.access_log not in ("off", "-"):
+        check_writable("access_log", config.access_log)
     if not config.bind:
         raise ConfigError("bind: at least one address is needed")
+
+
+def check_writable(name, path):
+    """A log file must be writable, or creatable in an existing writable directory."""
+    target = path if os.path.exists(path) else os.path.dirname(os.path.abspath(path))
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"{name}: cannot write to {path!r}")

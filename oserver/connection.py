@@ -22,15 +22,17 @@ PARSED_HEAD_MAX_BYTES = 2048  # longer heads are parsed every time: 1024 hostile
 
 
 class Exchange:
-    """One request/response pair in flight: what the access log and the counters need once it ends."""
+    """One request/response pair in flight: what the access log and the counters need once it ends.
+    `received` is what a request refused before it parsed began with (its request line, if it was read)."""
 
-    __slots__ = ("request", "status", "head_bytes", "started")
+    __slots__ = ("request", "status", "head_bytes", "started", "received")
 
-    def __init__(self, request, status, head_bytes, started):
+    def __init__(self, request, status, head_bytes, started, received):
         self.request = request
         self.status = status
         self.head_bytes = head_bytes
         self.started = started
+        self.received = received
 
 
 class Connection:
@@ -103,9 +105,9 @@ class Connection:
                         return False
                 else:
                     self.inbuf = buf[end + 4:]
-                reply = worker.respond(request)
+                reply = worker.respond(self, request)
             except HttpError as error:
-                self.reject(error)
+                self.reject(error, buf)
                 return False
             self.discard = request.content_length
             self.queue_reply(request, reply)
@@ -139,14 +141,15 @@ class Connection:
         self.inbuf = self.inbuf[n:]
         self.discard -= n
 
-    def reject(self, error):
-        """Answer a request that could not be parsed, then close: its framing can no longer be trusted."""
+    def reject(self, error, received):
+        """Answer a request that could not be parsed, then close: its framing can no longer be trusted.
+        `received` holds the bytes the request began with, for the access log."""
         self.worker.log_rejected(self, error)
-        self.queue_reply(None, error_reply(error.status))
+        self.queue_reply(None, error_reply(error.status), received)
 
     # ------------------------------------------------------------ output
 
-    def queue_reply(self, request, reply):
+    def queue_reply(self, request, reply, received=None):
         keep_alive = request is not None and request.keep_alive and not self.worker.draining
         head = response_head(reply.status, reply.fields, keep_alive)
         out = self.out
@@ -158,7 +161,7 @@ class Connection:
         else:
             out.append(head)
             out.extend(body)
-        out.append(Exchange(request, reply.status, len(head), self.worker.now))
+        out.append(Exchange(request, reply.status, len(head), self.worker.now, received))
         if not keep_alive:
             self.closing = True
 
@@ -219,7 +222,7 @@ class Connection:
 
     def expire_head(self):
         """The request head did not arrive within header_timeout: 408, then close."""
-        self.reject(HttpError(408, "request head not received in time"))
+        self.reject(HttpError(408, "request head not received in time"), self.inbuf)
         if self.flush():
             self.close()
 

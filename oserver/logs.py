@@ -1,6 +1,7 @@
 """Logs: the error log (Python logging, worker pid on every line) and the buffered access log.
 
-Owns log formats, escaping of client-supplied text, buffering and reopening files on USR1.
+Owns the access log format (compiled once into one function), escaping of client-supplied text (no log
+injection), buffering, and reopening files on USR1.
 """
 
 import logging
@@ -9,94 +10,214 @@ import re
 import sys
 import time
 
-ACCESS_FLUSH_BYTES = 65536
-UNSAFE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]')
+ACCESS_FLUSH_LINES = 256  # buffered access log lines that force a write (the worker tick flushes the rest)
+REJECTED_LINE_MAX = 8192  # a rejected request's first line longer than this is logged as "-"
+# Everything but printable ASCII, and the quote and backslash that delimit fields: written as \xHH (nginx).
+UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
 FIELD = re.compile(r"\$([a-z_0-9]+)")
+HEADER_FIELD_PREFIX = "http_"  # $http_user_agent: the User-Agent request header, as in nginx
+NUMBER_TEXTS_MAX = 4096
+REQUEST_CHUNKS_MAX = 1024  # requests whose log text is kept (parsed heads are reused: see connection.py)
+MILLISECONDS = ["0.%03d" % ms for ms in range(1000)]
 ERROR_FORMAT = "%(asctime)s [%(levelname)s] %(process)d: %(message)s"
+TIME_LOCAL = "%d/%b/%Y:%H:%M:%S %z"
+TIME_ISO8601 = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def escape_char(match):
+    code = ord(match[0])
+    if code < 256:  # client text is decoded as latin-1: one character is one received byte
+        return "\\x%02X" % code
+    return "".join("\\x%02X" % byte for byte in match[0].encode("utf-8"))
 
 
 def escape(text):
-    """Client-supplied text made safe for one log line: quotes, backslashes and non-printables as \\xHH."""
-    return UNSAFE.sub(lambda m: "\\x%02X" % ord(m[0]) if ord(m[0]) < 256 else m[0].encode("unicode_escape")
-                      .decode(), text)
+    """Client-supplied text made safe for one log line: quotes, backslashes and non-printables as \\xHH.
+    Bytes are read as latin-1 (one character per byte)."""
+    if text.__class__ is bytes:
+        text = text.decode("latin-1")
+    return UNSAFE.sub(escape_char, text)
 
 
-def header(exchange, name):
-    request = exchange.request
-    return escape(request.headers.get(name, "-")) if request is not None else "-"
+def rejected_request_line(received):
+    """The escaped first line of a request that was refused before it parsed, or "-" if none was read."""
+    received = (received or b"").lstrip(b"\r\n")
+    end = received.find(b"\n", 0, REJECTED_LINE_MAX + 1)
+    if end < 0:
+        return "-"
+    return escape(received[:end].rstrip(b"\r"))
 
 
-def request_line(exchange):
-    request = exchange.request
-    return escape(request.line.decode("latin-1")) if request is not None else "-"
+def seconds_text(seconds):
+    """Seconds with millisecond resolution, truncated as nginx does ("0.004")."""
+    ms = int(seconds * 1000)
+    return MILLISECONDS[ms] if ms < 1000 else "%d.%03d" % divmod(ms, 1000)
 
 
-ACCESS_FIELDS = {
-    "remote_addr": lambda conn, ex, n, now: conn.address[0] if isinstance(conn.address, tuple) else "unix",
-    "remote_port": lambda conn, ex, n, now: str(conn.address[1]) if isinstance(conn.address, tuple) else "-",
-    "time_local": lambda conn, ex, n, now: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now)),
-    "time_iso8601": lambda conn, ex, n, now: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
-    "request": lambda conn, ex, n, now: request_line(ex),
-    "request_method": lambda conn, ex, n, now: ex.request.method if ex.request else "-",
-    "request_uri": lambda conn, ex, n, now: escape(ex.request.target) if ex.request else "-",
-    "status": lambda conn, ex, n, now: str(ex.status),
-    "body_bytes_sent": lambda conn, ex, n, now: str(n),
-    "http_referer": lambda conn, ex, n, now: header(ex, "referer"),
-    "http_user_agent": lambda conn, ex, n, now: header(ex, "user-agent"),
-    "request_time": lambda conn, ex, n, now: "%.3f" % (time.monotonic() - ex.started),
-    "pid": lambda conn, ex, n, now: str(os.getpid()),
+class NumberTexts(dict):
+    """str(number) for numbers seen before (statuses, body sizes recur): a dict lookup, no conversion."""
+
+    def __missing__(self, number):
+        if len(self) >= NUMBER_TEXTS_MAX:
+            self.clear()
+        text = self[number] = str(number)
+        return text
+
+
+class LogClock:
+    """Wall-clock strings for log lines, formatted at most once a second. Checked against the worker's loop
+    time (monotonic), so a line costs no clock call: `expires` is when the wall-clock second changes."""
+
+    __slots__ = ("expires", "local", "iso8601")
+
+    def __init__(self):
+        self.expires = 0.0
+        self.local = self.iso8601 = ""
+
+    def update(self, monotonic_now):
+        wall = time.time()
+        second = int(wall)
+        self.expires = monotonic_now + (second + 1 - wall)
+        moment = time.localtime(second)
+        self.local = time.strftime(TIME_LOCAL, moment)
+        self.iso8601 = time.strftime(TIME_ISO8601, moment)
+
+
+# Access log fields as Python expressions. Request fields depend on the request alone (its head is parsed
+# once and reused, so their escaped text is computed once per request head); line fields are computed for
+# every line. Names: request (ex.request, None when it was refused unparsed), ex (the Exchange), conn,
+# address (conn.address), n (body bytes sent), aborted, now (the worker's loop time), clock (LogClock),
+# numbers (NumberTexts).
+REQUEST_FIELDS = {
+    "request": "escape(request.line) if request is not None else rejected_request_line(ex.received)",
+    "request_method": 'request.method if request is not None else "-"',
+    "request_uri": 'escape(request.target) if request is not None else "-"',
 }
+HEADER_FIELD = 'escape(request.headers.get(%r, "-")) if request is not None else "-"'
+LINE_FIELDS = {
+    "remote_addr": 'address[0] if address.__class__ is tuple else "unix"',
+    "remote_port": 'address[1] if address.__class__ is tuple else "-"',
+    "time_local": "clock.local",
+    "time_iso8601": "clock.iso8601",
+    "status": "numbers[ex.status]",
+    "body_bytes_sent": "numbers[n]",
+    "bytes_sent": "numbers[n + ex.head_bytes]",
+    # the worker's loop time, as nginx's cached time: a reply sent in the loop turn that queued it took 0
+    "request_time": '"0.000" if ex.started == now else seconds_text(now - ex.started)',
+    "request_completion": '"" if aborted else "OK"',
+    "pid": "getpid()",
+}
+# A compiled format: request_chunks() joins the literal text and request fields found between two line
+# fields (once per request, then cached); access() builds the line as one f-string (no call per field)
+# from the chunks and line fields, and buffers it. Line field expressions hold no ' and no backslash.
+FORMAT_SOURCE = """
+def request_chunks(request, ex):
+    chunks = ({chunks})
+    if request is not None:
+        if len(cache) >= REQUEST_CHUNKS_MAX:
+            cache.clear()
+        cache[request] = chunks
+    return chunks
+
+def access(conn, ex, n, aborted):
+    now = conn.worker.now
+    if now >= clock.expires:
+        clock.update(now)
+{lookup}    address = conn.address
+    append({line})
+    if len(buffer) >= ACCESS_FLUSH_LINES:
+        flush()
+"""
+CHUNKS_LOOKUP = "    chunks = cache.get(ex.request) or request_chunks(ex.request, ex)\n"
 
 
-def compile_access_format(fmt):
-    """A list of literal strings and field functions for an access log format; unknown fields are errors."""
-    parts = []
+def parse_access_format(fmt):
+    """[(literal text, field name or None)] of a format: each `$field` with the text before it."""
+    pieces = []
     position = 0
     for m in FIELD.finditer(fmt):
-        if m[1] not in ACCESS_FIELDS:
-            raise ValueError(f"access_log_format: unknown field ${m[1]}")
-        parts.append(fmt[position:m.start()])
-        parts.append(ACCESS_FIELDS[m[1]])
+        pieces.append((fmt[position:m.start()], m[1]))
         position = m.end()
-    parts.append(fmt[position:])
-    return parts
+    pieces.append((fmt[position:] + "\n", None))
+    return pieces
+
+
+def request_field(name):
+    """The expression of a request field, or None for a line field; ValueError for an unknown one."""
+    if name in REQUEST_FIELDS:
+        return REQUEST_FIELDS[name]
+    if name.startswith(HEADER_FIELD_PREFIX) and len(name) > len(HEADER_FIELD_PREFIX):
+        return HEADER_FIELD % name[len(HEADER_FIELD_PREFIX):].replace("_", "-")
+    if name in LINE_FIELDS:
+        return None
+    raise ValueError(f"access_log_format: unknown field ${name}")
+
+
+def check_access_format(fmt):
+    """Raise ValueError naming the first unknown field of an access log format."""
+    for _, name in parse_access_format(fmt):
+        if name is not None:
+            request_field(name)
+
+
+def compile_access_format(fmt, buffer, flush):
+    """An access log format compiled into access(conn, exchange, body_bytes, aborted), which appends one
+    line to `buffer` and calls flush() when it holds ACCESS_FLUSH_LINES. Like the class
+    collections.namedtuple compiles, its source is generated: from the expressions of the fields named,
+    never from the format's own text, which only appears as string literals. ValueError for an unknown field.
+    """
+    chunks = []  # expressions of the text that depends on the request alone
+    parts = []  # one line as adjacent f-strings: literal text, chunks[i] and line fields
+    run = []  # literal text and request fields since the last line field
+    for text, name in parse_access_format(fmt):
+        run.append(repr(text))
+        expression = request_field(name) if name is not None else None
+        if expression is not None:
+            run.append(f"({expression})")
+            continue
+        if len(run) > 1:
+            parts.append(f"f'{{chunks[{len(chunks)}]}}'")
+            chunks.append(" + ".join(run))
+        elif text:
+            parts.append("f" + repr(text).replace("{", "{{").replace("}", "}}"))
+        if name is not None:
+            parts.append(f"f'{{({LINE_FIELDS[name]})}}'")
+        run = []
+    source = FORMAT_SOURCE.format(chunks="".join(c + ", " for c in chunks), line=" ".join(parts),
+                                  lookup=CHUNKS_LOOKUP if chunks else "")
+    namespace = {"escape": escape, "rejected_request_line": rejected_request_line, "seconds_text": seconds_text,
+                 "getpid": os.getpid, "clock": LogClock(), "cache": {}, "numbers": NumberTexts(), "buffer": buffer, "append": buffer.append,
+                 "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
+    exec(source, namespace)
+    return namespace["access"]
 
 
 class AccessLog:
-    """Buffered access log lines, written at ACCESS_FLUSH_BYTES, on flush() (every worker tick) and at exit."""
+    """The access log of one worker: `access(conn, exchange, body_bytes, aborted)` buffers a line (with
+    what was actually sent of the body); the buffer is written when full, on flush() (every worker tick)
+    and at exit, and when the file is reopened (USR1)."""
 
     def __init__(self, path, fmt):
         self.path = path
-        self.parts = compile_access_format(fmt)
         self.enabled = path != "off"
-        self.fd = None
         self.buffer = []
-        self.buffered = 0
+        self.access = compile_access_format(fmt, self.buffer, self.flush)
+        self.fd = None
         self.reopen()
-
-    def access(self, conn, exchange, body_bytes, aborted):
-        if not self.enabled:
-            return
-        now = time.time()
-        line = "".join(part if part.__class__ is str else part(conn, exchange, body_bytes, now)
-                       for part in self.parts) + "\n"
-        self.buffer.append(line)
-        self.buffered += len(line)
-        if self.buffered >= ACCESS_FLUSH_BYTES:
-            self.flush()
 
     def flush(self):
         if not self.buffer:
             return
         data = "".join(self.buffer).encode("utf-8", "backslashreplace")
         self.buffer.clear()
-        self.buffered = 0
         try:
-            os.write(self.fd, data)
+            while data:
+                data = data[os.write(self.fd, data):]
         except OSError as e:
             logging.getLogger("oserver").error("cannot write access log %s: %s", self.path, e.strerror)
 
     def reopen(self):
+        """Open the log file again (after logrotate moved it away): pending lines go to the old file first."""
         if not self.enabled:
             return
         if self.fd is not None:
@@ -104,7 +225,14 @@ class AccessLog:
         if self.path == "-":
             self.fd = sys.stdout.fileno()
             return
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            if self.fd is None:
+                raise
+            logging.getLogger("oserver").error("cannot reopen access log %s: %s; still writing to the old file",
+                                               self.path, e.strerror)
+            return
         if self.fd is not None:
             os.close(self.fd)
         self.fd = fd
@@ -125,6 +253,7 @@ def setup_error_log(path, level):
 
 
 def reopen_error_log():
+    """Reopen a file error log (USR1); stderr is left alone."""
     for handler in logging.getLogger("oserver").handlers:
         if isinstance(handler, logging.FileHandler):
             handler.acquire()

@@ -99,6 +99,8 @@ class Master:
         self.install_signals()
         self.log.info("oserver %d listening on %s, %d workers, root %s", self.pid,
                       ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
+        self.log.info("access log %s, log level %s, status page %s", self.config.access_log,
+                      self.config.log_level, self.config.status_path or "off")
         try:
             self.manage_workers()
             self.wait_until_up([w for w in self.workers.values()])
@@ -309,7 +311,7 @@ class Master:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
-            self.stats.slots[worker.slot].worker_stopped()
+            self.stats.retire(worker.slot)  # its counters and top paths join the server totals
             if worker.retiring is not None or self.stopping:
                 self.log.info("worker %d exited", pid)
                 continue

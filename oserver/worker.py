@@ -18,6 +18,7 @@ from collections import OrderedDict
 from oserver.connection import Connection
 from oserver.logs import reopen_error_log
 from oserver.static import StaticFiles
+from oserver.status import StatusPage
 
 ACCEPT_BATCH = 64
 POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
@@ -35,8 +36,9 @@ class TimerQueue(OrderedDict):
     """Connections waiting in one state, in deadline order: one timeout per queue means appending keeps the
     order, so expiring is a look at the front, whatever the number of connections."""
 
-    def __init__(self, timeout, expire):
+    def __init__(self, name, timeout, expire):
         super().__init__()
+        self.name = name
         self.timeout = timeout
         self.expire = expire
 
@@ -48,8 +50,12 @@ class Worker:
         self.slot = stats_slot
         self.generation = generation
         self.logs = log_sink
+        self.log_access = log_sink.access if log_sink.enabled else None  # bound once: called per response
         self.log = logging.getLogger("oserver.worker")
+        self.debug = self.log.isEnabledFor(logging.DEBUG)  # one line per connection event (--verbose)
         self.static = StaticFiles(config)
+        self.status_path = config.status_path  # "" (off) never equals a request path
+        self.status = StatusPage(config, stats_slot)
         self.connections = {}
         self.epoll = None
         self.accepting = False
@@ -61,9 +67,9 @@ class Worker:
         self.master_pid = os.getppid()
         self.now = time.monotonic()
         self.next_tick = 0.0
-        self.header_timers = TimerQueue(config.header_timeout, Connection.expire_head)
-        self.idle_timers = TimerQueue(config.keepalive_timeout, Connection.close)
-        self.send_timers = TimerQueue(config.send_timeout, Connection.close)
+        self.header_timers = TimerQueue("header", config.header_timeout, Connection.expire_head)
+        self.idle_timers = TimerQueue("keep-alive", config.keepalive_timeout, Connection.close)
+        self.send_timers = TimerQueue("send", config.send_timeout, Connection.close)
 
     # ------------------------------------------------------------ the loop
 
@@ -121,6 +127,8 @@ class Worker:
                 return
             del queue[conn]
             conn.timer = None
+            if self.debug:
+                self.log.debug("%s: %s timeout", format_address(conn.address), queue.name)
             try:
                 queue.expire(conn)
             except Exception:
@@ -177,6 +185,8 @@ class Worker:
                     return self.pause_accepting(e)
                 continue  # ECONNABORTED and friends: that client is gone, the next may not be
             sock.setblocking(False)
+            if self.debug:
+                self.log.debug("%s: accepted", format_address(address))
             conn = Connection(self, sock, address)
             self.connections[conn.fd] = conn
             self.set_timer(conn, self.header_timers)
@@ -189,8 +199,13 @@ class Worker:
 
     # ------------------------------------------------------------ connection callbacks
 
-    def respond(self, request):
-        return self.static.respond(request)
+    def respond(self, conn, request):
+        if request.path == self.status_path:
+            reply = self.status.respond(request, conn.address)
+        else:
+            reply = self.static.respond(request)
+        self.slot.count_request(reply.status, request.path)
+        return reply
 
     def set_timer(self, conn, queue):
         current = conn.timer
@@ -232,13 +247,19 @@ class Worker:
         self.epoll.modify(conn.fd, EPOLLIN)
 
     def exchange_done(self, conn, exchange, body_bytes, aborted=False):
-        self.slot.count_response(exchange.status, body_bytes + exchange.head_bytes)
-        self.logs.access(conn, exchange, body_bytes, aborted)
+        """A response ended (aborted: the connection closed first; body_bytes is what was really sent)."""
+        self.slot.count_bytes(body_bytes + exchange.head_bytes)
+        if self.log_access is not None:
+            self.log_access(conn, exchange, body_bytes, aborted)
 
     def log_rejected(self, conn, error):
+        """A request refused before it could be answered normally (400, 408, 414, 431...): log and count it."""
         self.log.info("%s: %s", format_address(conn.address), error)
+        self.slot.count_request(error.status, None)
 
     def forget(self, conn):
+        if self.debug:
+            self.log.debug("%s: closed", format_address(conn.address))
         del self.connections[conn.fd]
         if conn.timer is not None:
             del conn.timer[conn]
