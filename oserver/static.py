@@ -59,7 +59,11 @@ def url_path_to_segments(raw_path, serve_dotfiles=False):
     `.` and empty segments vanish, `..` climbs one level and may never climb above the root (400); NUL bytes
     and invalid UTF-8 (overlong forms included) are refused with 400. Pure: touches no filesystem.
     """
-    decoded = unquote_to_bytes(raw_path)
+    try:
+        octets = raw_path.encode("latin-1")  # the request target's own octets (raw UTF-8 included)
+    except UnicodeEncodeError:  # a str that never came off the wire
+        octets = raw_path.encode("utf-8")
+    decoded = unquote_to_bytes(octets)
     if b"\0" in decoded:
         raise HttpError(400, "NUL byte in path")
     try:
@@ -213,7 +217,8 @@ class StaticFiles:
         self.real_root = os.path.realpath(self.root)
         self.max_age_by_ext = {ext.lower().lstrip("."): age for ext, age in config.cache_max_age_by_ext.items()}
         self.sidecars = PRECOMPRESSED_SUFFIXES if config.precompressed else ()
-        self.cache = {}
+        self.cache = {}  # raw URL path -> FileEntry (many spellings may name one file)
+        self.files = {}  # filesystem path -> FileEntry: one open file per file, however it is spelled
         self.cached_bytes = 0
 
     def respond(self, request):
@@ -275,17 +280,29 @@ class StaticFiles:
         if entry is not None:
             if entry.expires > now:
                 return entry
-            if self.still_valid(entry):
-                entry.expires = now + self.config.open_file_cache_valid
-                return entry
-            self.forget(raw_path)
+            del self.cache[raw_path]
         found = self.resolve(raw_path, query)
         if found.__class__ is Reply:
             return found
-        entry = self.open_entry(found)
+        entry = self.file_entry(found, now)
+        if entry.__class__ is FileEntry and self.config.open_file_cache_valid > 0:
+            if len(self.cache) >= MAX_CACHED_LOOKUPS:
+                del self.cache[next(iter(self.cache))]
+            self.cache[raw_path] = entry
+        return entry
+
+    def file_entry(self, path, now):
+        """The FileEntry of a filesystem path: the cached one while the file is unchanged, else a new one."""
+        entry = self.files.get(path)
+        if entry is not None:
+            if entry.expires > now or self.still_valid(entry):
+                entry.expires = now + self.config.open_file_cache_valid
+                return entry
+            self.forget(path)
+        entry = self.open_entry(path)
         if entry.__class__ is FileEntry and self.config.open_file_cache_valid > 0:
             entry.expires = now + self.config.open_file_cache_valid
-            self.remember(raw_path, entry)
+            self.remember(path, entry)
         return entry
 
     def resolve(self, raw_path, query):
@@ -387,14 +404,14 @@ class StaticFiles:
         """Are the file and its sidecars (present or absent) still the ones the entry was built from?"""
         return self.signature(entry.path) == entry.signature
 
-    def remember(self, raw_path, entry):
-        if len(self.cache) >= MAX_CACHED_LOOKUPS:
-            self.forget(next(iter(self.cache)))
-        self.cache[raw_path] = entry
+    def remember(self, path, entry):
+        if len(self.files) >= MAX_CACHED_LOOKUPS:
+            self.forget(next(iter(self.files)))
+        self.files[path] = entry
         self.cached_bytes += entry.memory()
 
-    def forget(self, raw_path):
-        entry = self.cache.pop(raw_path)
+    def forget(self, path):
+        entry = self.files.pop(path)
         self.cached_bytes -= entry.memory()
 
 

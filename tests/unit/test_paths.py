@@ -145,3 +145,8 @@ def test_html_content_type_has_no_parameter_by_default():
 ])
 def test_charset_is_added_to_text_types_only(name, expected):
     assert content_type(name, "utf-8") == expected
+
+
+def test_raw_utf8_octets_in_the_target_map_like_their_percent_encoding():
+    raw = "/caf\xc3\xa9.txt"  # the octets of "/café.txt" as the parser hands them over (latin-1 decoded)
+    assert url_path_to_segments(raw) == url_path_to_segments("/caf%C3%A9.txt") == ["café.txt"]

@@ -133,8 +133,15 @@ def test_cached_bytes_count_variants_and_return_to_zero_when_forgotten(root):
     files = static_files(root)
     files.respond(request("/a.txt"))
     assert files.cached_bytes == len(TEXT) + 3
-    files.forget("/a.txt")
+    files.forget(os.path.join(files.root, "a.txt"))
     assert files.cached_bytes == 0
+
+
+def test_every_spelling_of_a_path_shares_one_open_file(root):
+    files = static_files(root)
+    spellings = ["/a.txt", "/./a.txt", "//a.txt", "/%61.txt", "/x/../a.txt"]
+    entries = {id(files.lookup(spelling)) for spelling in spellings}
+    assert len(entries) == 1 and len(files.files) == 1
 
 
 def test_sidecar_without_its_original_is_not_served_in_its_place(root):
