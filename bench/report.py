@@ -19,6 +19,7 @@ METRIC_UNITS = {"requests_per_s": "requests/s", "bytes_per_s": "MB/s"}
 BYTES_PER_MB = 1e6
 CHART_SIZE = (12, 5.5)
 CHART_DPI = 110
+CHART_HEADROOM = 2.5  # factor between the extreme bars and the ends of the log axis
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,11 @@ def write_chart(path, context, logs_off, logs_on):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=CHART_SIZE, sharey=True)
+    drawn = []
     for ax, (title, table) in zip(axes, (("access logs off", logs_off), ("access logs on", logs_on))):
-        draw_panel(ax, title, table)
+        drawn += draw_panel(ax, title, table)
+    if drawn:  # the panels share this axis: room below the shortest bar, and above the tallest for its value
+        axes[0].set_ylim(min(drawn) / CHART_HEADROOM, max(drawn) * CHART_HEADROOM)
     axes[0].set_ylabel("requests/s (median, log scale)")
     m = context.machine
     fig.suptitle(f"OServer vs nginx and Python servers - {m['cpu']}, {m['cores']} cores, {m['kernel']}, {m['date']}",
@@ -229,15 +233,18 @@ def write_chart(path, context, logs_off, logs_on):
 def draw_panel(ax, title, table):
     names = [name for name in SERVER_COLOURS if any(name in table[w.key] for w in WORKLOADS)]
     width = 0.8 / len(names)
+    drawn = []
     for i, name in enumerate(names):
         points = [(x, median(table[w.key].get(name, []), "requests_per_s")) for x, w in enumerate(WORKLOADS)]
         points = [(x + (i - (len(names) - 1) / 2) * width, value) for x, value in points if value is not None]
         if not points:
             continue
         xs, values = zip(*points)
+        drawn += values
         bars = ax.bar(xs, values, width, color=SERVER_COLOURS[name], label=name)
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, rotation=90, padding=2)
     ax.set_yscale("log")
     ax.set_xticks(range(len(WORKLOADS)), [w.title.replace(", ", ",\n", 1) for w in WORKLOADS], fontsize=8)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return drawn
