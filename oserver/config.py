@@ -5,8 +5,10 @@ It never touches sockets or processes.
 """
 
 import dataclasses
+import grp
 import ipaddress
 import os
+import pwd
 import tomllib
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ class ConfigError(Exception):
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
 
 
 def option(default, help, *, check=None, unit=""):
@@ -65,7 +68,8 @@ class Config:
                                 check=lambda v: v >= -1, unit="s")
     cache_max_age_by_ext: dict = option({}, "per-extension max-age overrides, e.g. {css = 86400}")
     # processes
-    workers: int = option(os.cpu_count() or 1, "number of worker processes", check=positive)
+    workers: int = option(os.cpu_count() or 1, f"number of worker processes (at most {MAX_WORKERS})",
+                          check=lambda v: 0 < v <= MAX_WORKERS)
     user: str = option("", "user the workers run as (when started as root)")
     group: str = option("", "group the workers run as (when started as root)")
     pid_file: str = option("", "write the master's pid to this file")
@@ -191,6 +195,7 @@ def validate(config):
         check_writable("access_log", config.access_log)
     if not config.bind:
         raise ConfigError("bind: at least one address is needed")
+    check_account(config.user, config.group)
 
 
 def check_writable(name, path):
@@ -198,3 +203,13 @@ def check_writable(name, path):
     target = path if os.path.exists(path) else os.path.dirname(os.path.abspath(path))
     if not os.access(target, os.W_OK):
         raise ConfigError(f"{name}: cannot write to {path!r}")
+
+
+def check_account(user, group):
+    """The user and the group the workers run as must exist."""
+    for name, value, lookup in (("user", user, pwd.getpwnam), ("group", group, grp.getgrnam)):
+        if value:
+            try:
+                lookup(value)
+            except KeyError:
+                raise ConfigError(f"{name}: no such {name} {value!r}") from None

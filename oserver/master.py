@@ -10,6 +10,7 @@ import grp
 import logging
 import os
 import pwd
+import resource
 import select
 import signal
 import socket
@@ -24,17 +25,20 @@ except ImportError:  # titles are a convenience for `ps`; serving does not depen
         logging.getLogger("oserver").warning("setproctitle is not installed; process titles stay unchanged")
 
 from oserver import systemd
-from oserver.config import ConfigError, build_config
+from oserver.config import MAX_WORKERS, ConfigError, build_config
 from oserver.logs import AccessLog, reopen_error_log, setup_error_log
 from oserver.stats import SharedStats
 from oserver.worker import Worker, format_address
 
-STATS_SLOTS = 512
+STATS_SLOTS = 4 * MAX_WORKERS  # room for a serving generation and the ones still draining after reloads
 LOOP_TIMEOUT = 1.0  # seconds between supervision passes when no signal arrives
 FAST_STOP_TIMEOUT = 5.0  # seconds TERM/INT wait for workers before SIGKILL
-READY_TIMEOUT = 10.0  # seconds a new generation has to come up during a reload
+READY_TIMEOUT = 10.0  # seconds a new generation has to come up
+READY_POLL = 0.01  # seconds between looks at the stats slots while a generation comes up
 QUICK_DEATH = 2.0  # a worker dying sooner than this after its start counts as a failed start
+FIRST_BACKOFF = 0.2  # seconds before the start after a first failed one; doubles with each further failure
 MAX_BACKOFF = 30.0
+FAILURES_FORGOTTEN = 2 * MAX_BACKOFF  # a failed start this long after the previous one starts the count afresh
 PR_SET_PDEATHSIG = 1
 SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGQUIT: "quit", signal.SIGHUP: "hup",
                 signal.SIGUSR1: "usr1", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGCHLD: "chld"}
@@ -45,23 +49,26 @@ CONTROL_SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reload": sig
 class WorkerProcess:
     """What the master knows of one worker."""
 
-    __slots__ = ("pid", "slot", "generation", "started", "retiring")
+    __slots__ = ("pid", "slot", "generation", "started", "heartbeat", "up", "retiring")
 
     def __init__(self, pid, slot, generation, started):
         self.pid = pid
         self.slot = slot
         self.generation = generation
         self.started = started
+        self.heartbeat = started  # last sign of life seen in its stats slot (monotonic)
+        self.up = False  # seen serving (announced in its stats slot)
         self.retiring = None  # monotonic deadline once told to stop gracefully
 
 
-def bind_listener(host, port, backlog):
-    """A non-blocking listening TCP socket on host:port (IPv6 literals bind v6-only, as nginx does)."""
+def bind_listener(address, backlog):
+    """A non-blocking listening TCP socket on (host, port) (IPv6 literals bind v6-only, as nginx does)."""
+    host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         sock = socket.create_server((host, port), family=family, backlog=backlog)
     except OSError as e:
-        raise ConfigError(f"cannot listen on {format_address((host, port))}: {e.strerror}") from None
+        raise ConfigError(f"cannot listen on {format_address(address)}: {e.strerror}") from None
     sock.setblocking(False)
     return sock
 
@@ -81,56 +88,116 @@ class Master:
         self.wakeup = None
         self.stopping = None  # None, "fast" or "graceful"
         self.stop_deadline = None
-        self.failures = 0  # workers in a row that died right after starting
-        self.next_spawn = 0.0
+        self.exit_code = 0
+        self.failures = 0  # failed starts (workers dying right after starting) in the current series
+        self.last_failure = 0.0
+        self.next_spawn = 0.0  # no worker is started before this (monotonic): the backoff
         self.pid = os.getpid()
+        self.pid_file = None  # the pidfile this master wrote (a reload does not move it)
 
     # ------------------------------------------------------------ life cycle
 
     def run(self):
         """Bind, fork the workers and supervise them until stopped; returns the exit code."""
-        for sock in systemd.inherited_sockets():
-            self.listeners[sock.getsockname()[:2]] = sock
-            self.activated = True
-        self.bind_listeners(self.config)
+        self.open_listeners()
         setproctitle("oserver: master process " + " ".join(sys.argv))
         self.write_pidfile()
-        self.stats = SharedStats(STATS_SLOTS)
-        self.install_signals()
-        self.log.info("oserver %d listening on %s, %d workers, root %s", self.pid,
-                      ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
-        self.log.info("access log %s, log level %s, status page %s", self.config.access_log,
-                      self.config.log_level, self.config.status_path or "off")
         try:
-            self.manage_workers()
-            self.wait_until_up([w for w in self.workers.values()])
-            systemd.notify("READY=1", f"STATUS=serving with {len(self.workers)} workers", f"MAINPID={self.pid}")
+            self.stats = SharedStats(STATS_SLOTS)
+            self.install_signals()
+            self.log.info("oserver %d listening on %s, %d workers, root %s", self.pid,
+                          ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
+            self.log.info("access log %s, log level %s, status page %s", self.config.access_log,
+                          self.config.log_level, self.config.status_path or "off")
+            self.warn_about_unused_user()
+            raise_open_file_limit(self.config.max_connections)
+            self.start_first_generation()
             while self.workers or not self.stopping:
-                self.wait_for_signals()
-                self.reap_workers()
-                if self.stopping:
-                    self.finish_stopping()
-                else:
-                    self.manage_workers()
-                    self.murder_workers()
-                self.retire_slow_leavers()
+                self.supervise()
         finally:
             self.remove_pidfile()
         self.log.info("master %d exits", self.pid)
-        return 0
+        return self.exit_code
+
+    def start_first_generation(self):
+        self.manage_workers()
+        if self.wait_until_up(list(self.workers.values())):
+            systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
+            return
+        self.log.error("the workers did not start (see the lines above); stopping")
+        self.exit_code = 1
+        self.stop("fast")
+
+    def supervise(self):
+        """One pass of the main loop: wait for signals (or the next backoff deadline), then act on them."""
+        try:
+            self.wait_for_signals(self.loop_timeout())
+            self.reap_workers()
+            if self.stopping:
+                self.finish_stopping()
+            else:
+                self.manage_workers()
+                self.murder_workers()
+            self.retire_slow_leavers()
+        except Exception:  # the one guard of the master: whatever went wrong, supervision goes on
+            self.log.error("master: unexpected error:\n%s", traceback.format_exc())
+
+    def loop_timeout(self):
+        wait = self.next_spawn - time.monotonic()
+        return wait if 0 < wait < LOOP_TIMEOUT else LOOP_TIMEOUT
+
+    def status_line(self):
+        return f"STATUS=serving on {', '.join(self.listen_names())} with {self.num_workers} workers " \
+               f"(generation {self.generation})"
+
+    def warn_about_unused_user(self):
+        if (self.config.user or self.config.group) and os.getuid() != 0:
+            self.log.warning("user/group are ignored: the master does not run as root")
+
+    # ------------------------------------------------------------ listeners
+
+    def open_listeners(self):
+        """The sockets systemd passed in (socket activation), else the addresses the config names."""
+        try:
+            inherited = systemd.inherited_sockets()
+        except OSError as e:
+            raise ConfigError(f"LISTEN_FDS: the sockets passed in are unusable: {e.strerror}") from None
+        if inherited:
+            self.activated = True
+            self.listeners = {sock.getsockname()[:2]: sock for sock in inherited}
+        else:
+            self.listeners = self.bind_listeners(self.config)
 
     def listen_names(self):
-        return [format_address(sock.getsockname()[:2]) for sock in self.listeners.values()]
+        return [format_address(address) for address in self.listeners]
 
     def bind_listeners(self, config):
-        """Bind the addresses the config names that are not bound yet; close the ones it no longer names."""
+        """{address: socket} for the addresses config names: open sockets are reused, missing ones bound.
+        Nothing changes for the current listeners; on failure the sockets bound here are closed again."""
         if self.activated:  # systemd owns the addresses; a reload keeps its sockets
-            return
-        wanted = set(config.listen_addresses)
-        for address in wanted - set(self.listeners):
-            self.listeners[address] = bind_listener(*address, config.backlog)
-        for address in set(self.listeners) - wanted:
-            self.listeners.pop(address).close()
+            return dict(self.listeners)
+        listeners = {}
+        try:
+            for address in config.listen_addresses:
+                listeners[address] = self.listeners.get(address) or bind_listener(address, config.backlog)
+        except ConfigError:
+            self.close_listeners(listeners, keep=self.listeners)
+            raise
+        return listeners
+
+    def switch_listeners(self, listeners, backlog):
+        """Serve from `listeners` from now on: close the sockets no longer named, apply the backlog."""
+        self.close_listeners(self.listeners, keep=listeners)
+        self.listeners = listeners
+        if not self.activated:  # systemd chose the backlog of the sockets it passed
+            for sock in listeners.values():
+                sock.listen(backlog)
+
+    @staticmethod
+    def close_listeners(listeners, keep=()):
+        for address, sock in listeners.items():
+            if address not in keep:
+                sock.close()
 
     # ------------------------------------------------------------ signals
 
@@ -141,7 +208,7 @@ class Master:
             signal.signal(signum, lambda signum, frame: None)  # the wakeup fd carries the signal number
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
-    def wait_for_signals(self, timeout=LOOP_TIMEOUT):
+    def wait_for_signals(self, timeout):
         ready, _, _ = select.select([self.wakeup[0]], [], [], timeout)
         if not ready:
             return
@@ -169,11 +236,28 @@ class Master:
 
     def handle_usr1(self):
         reopen_error_log()
+        self.create_access_log_for_workers()
         self.signal_workers(signal.SIGUSR1)
 
+    def create_access_log_for_workers(self):
+        """Workers that dropped privileges may not create files in the log directory: after logrotate moved
+        the access log away, the master (root) creates the new one, owned by the workers' user."""
+        config = self.config
+        if config.access_log in ("-", "off") or os.getuid() != 0 or not (config.user or config.group):
+            return
+        try:
+            fd = os.open(config.access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.fchown(fd, *worker_ids(config.user, config.group))
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.log.error("cannot create access log %s for the workers: %s", config.access_log, e.strerror)
+
     def handle_ttin(self):
-        self.num_workers += 1
-        self.log.info("worker count raised to %d", self.num_workers)
+        if self.num_workers < MAX_WORKERS:
+            self.num_workers += 1
+            self.log.info("worker count raised to %d", self.num_workers)
 
     def handle_ttou(self):
         if self.num_workers > 1:
@@ -181,32 +265,59 @@ class Master:
             self.log.info("worker count lowered to %d", self.num_workers)
 
     def handle_hup(self):
-        """Reload: new config, new generation of workers; the old one retires only once the new one serves."""
+        """Reload: a new config and a new generation of workers; the old generation retires only once the
+        new one serves. A config that does not load or bind, or workers that do not come up, change nothing."""
+        if self.stopping:
+            return
         try:
             config = build_config(self.config_file, self.overrides)
-            self.bind_listeners(config)
-        except (ConfigError, OSError) as e:
-            self.log.error("reload failed, old configuration keeps serving: %s", e)
+            listeners = self.bind_listeners(config)
+        except ConfigError as e:
+            self.log.error("reload failed, the old configuration keeps serving: %s", e)
             return
         systemd.notify("RELOADING=1", systemd.monotonic_usec(), "STATUS=reloading")
-        setup_error_log(config.error_log, config.log_level)
-        old = [w for w in self.workers.values() if w.retiring is None]
-        self.config = config
-        self.num_workers = config.workers
+        if self.use_error_log(config) and self.start_generation(config, listeners):
+            self.log.info("reloaded: generation %d, %d workers", self.generation, self.num_workers)
+        else:
+            self.close_listeners(listeners, keep=self.listeners)
+            self.use_error_log(self.config)
+        systemd.notify("READY=1", self.status_line())
+
+    def use_error_log(self, config):
+        """Point the error log at config's file (reopening it); if that fails, back to the serving config's."""
+        try:
+            setup_error_log(config.error_log, config.log_level)
+            return True
+        except OSError as e:
+            setup_error_log(self.config.error_log, self.config.log_level)
+            self.log.error("reload failed, the old configuration keeps serving: cannot open error log %s: %s",
+                           config.error_log, e.strerror)
+            return False
+
+    def start_generation(self, config, listeners):
+        """Fork a generation of workers with `config`; once all are up, retire the previous generation.
+        If one does not come up, retire the new ones instead and keep everything as it was."""
+        previous = (self.config, self.generation, self.num_workers)
+        old = self.current_workers()
+        self.config, self.num_workers = config, config.workers
         self.generation += 1
-        self.failures = 0
         self.next_spawn = 0.0
-        self.manage_workers()
-        new = [w for w in self.workers.values() if w.generation == self.generation]
+        self.manage_workers(listeners)
+        new = self.current_workers()
         if not self.wait_until_up(new):
-            self.log.error("reload: new generation %d did not come up; old workers keep serving", self.generation)
+            self.log.error("reload failed: generation %d did not come up; the old workers keep serving",
+                           self.generation)
+            for worker in new:
+                self.retire(worker)
+            self.config, self.generation, self.num_workers = previous
+            return False
+        self.switch_listeners(listeners, config.backlog)
         for worker in old:
             self.retire(worker)
-        self.log.info("reloaded: generation %d, %d workers", self.generation, self.num_workers)
-        systemd.notify("READY=1", f"STATUS=serving with {self.num_workers} workers (generation {self.generation})")
+        return True
 
     def stop(self, how):
-        if self.stopping == "fast":
+        if self.stopping in (how, "fast"):
             return
         self.stopping = how
         systemd.notify("STOPPING=1", f"STATUS=stopping ({how})")
@@ -217,9 +328,8 @@ class Master:
             self.stop_deadline = time.monotonic() + self.config.graceful_timeout + FAST_STOP_TIMEOUT
             for worker in list(self.workers.values()):
                 self.retire(worker)
-        for sock in self.listeners.values():  # new connections are refused from now on
-            sock.close()
-        self.listeners.clear()
+        self.close_listeners(self.listeners)  # new connections are refused once the workers close theirs
+        self.listeners = {}
 
     def finish_stopping(self):
         if time.monotonic() >= self.stop_deadline:
@@ -240,64 +350,84 @@ class Master:
 
     # ------------------------------------------------------------ workers
 
-    def manage_workers(self):
-        """Start workers up to the wanted count (with backoff after failed starts); retire extra ones."""
-        current = sorted((w for w in self.workers.values() if w.retiring is None and
-                          w.generation == self.generation), key=lambda w: w.started)
+    def current_workers(self):
+        """The workers of the serving generation that are not on their way out, oldest first."""
+        return sorted((w for w in self.workers.values() if w.retiring is None and w.generation == self.generation),
+                      key=lambda w: w.started)
+
+    def manage_workers(self, listeners=None):
+        """Start workers up to the wanted count (unless backing off after failed starts); retire extra ones."""
+        current = self.current_workers()
         for worker in current[self.num_workers:]:
             self.retire(worker)
-        missing = self.num_workers - len(current)
-        if missing > 0 and time.monotonic() >= self.next_spawn:
-            for _ in range(missing):
-                self.spawn_worker()
+        if time.monotonic() < self.next_spawn:
+            return
+        for _ in range(self.num_workers - len(current)):
+            if not self.spawn_worker(listeners or self.listeners):
+                return
 
-    def spawn_worker(self):
+    def spawn_worker(self, listeners):
+        """Fork one worker of the current generation; False if that was not possible."""
         slot = self.free_slot()
-        config = self.config
-        pid = os.fork()
+        if slot is None:
+            self.log.error("no free stats slot for another worker (%d in use)", len(self.workers))
+            return False
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)  # the child unblocks them when ready
+        try:
+            pid = os.fork()
+        except OSError as e:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            self.back_off(f"cannot fork a worker: {e.strerror}")
+            return False
         if pid == 0:
             code = 1
             try:
-                code = self.run_worker(config, slot)
+                code = self.run_worker(listeners, slot)
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.workers[pid] = WorkerProcess(pid, slot, self.generation, time.monotonic())
         self.log.debug("spawned worker %d (generation %d)", pid, self.generation)
+        return True
 
-    def run_worker(self, config, slot):
-        """In the child: detach from the master's signal plumbing, then serve."""
+    def run_worker(self, listeners, slot):
+        """In the child, signals still blocked (the worker unblocks them once its own handlers are in place):
+        leave the master's signal plumbing, open the logs, drop privileges, then serve."""
         signal.set_wakeup_fd(-1)
         for fd in self.wakeup:
             os.close(fd)
         for signum in SIGNAL_NAMES:
             signal.signal(signum, signal.SIG_DFL)
-        set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() != self.pid:
-            return 1
+        self.close_listeners(self.listeners, keep=listeners)  # a reload is dropping them: serve them not
         setproctitle("oserver: worker process")
+        config = self.config
         access_log = AccessLog(config.access_log, config.access_log_format)
         drop_privileges(config.user, config.group)
-        worker = Worker(config, list(self.listeners.values()), self.stats.slots[slot], self.generation,
-                        access_log)
+        set_parent_death_signal(signal.SIGTERM)  # after the privilege drop, which clears it
+        if os.getppid() != self.pid:  # the master died before the line above
+            return 1
+        worker = Worker(config, list(listeners.values()), self.stats.slots[slot], self.generation, access_log)
         return worker.run()
 
     def free_slot(self):
         used = {w.slot for w in self.workers.values()}
-        return next(i for i in range(STATS_SLOTS) if i not in used)
+        return next((i for i in range(STATS_SLOTS) if i not in used), None)
 
     def wait_until_up(self, workers, timeout=READY_TIMEOUT):
-        """Wait until each given worker has announced itself in its stats slot; False if one did not."""
+        """Wait until each given worker has announced itself in its stats slot; False if one died or hung
+        before that (one that dies after serving a while is an ordinary death, replaced as usual)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            for worker in workers:
+                worker.up = worker.up or self.stats.slots[worker.slot].read()["pid"] == worker.pid
             self.reap_workers()
-            alive = [w for w in workers if w.pid in self.workers]
-            if len(alive) < len(workers):
+            if any(not w.up and w.pid not in self.workers for w in workers):
                 return False
-            if all(self.stats.slots[w.slot].read()["pid"] == w.pid for w in workers):
+            if all(w.up for w in workers):
                 return True
-            time.sleep(0.01)
+            time.sleep(READY_POLL)
         return False
 
     def reap_workers(self):
@@ -318,18 +448,25 @@ class Master:
             self.worker_died(worker, status)
 
     def worker_died(self, worker, status):
+        """An unexpected death: replaced at once, or after a growing delay when workers die right at start."""
         code = os.waitstatus_to_exitcode(status)
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         lived = time.monotonic() - worker.started
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
-        if lived < QUICK_DEATH:
-            self.failures += 1
-            delay = min(0.1 * 2 ** self.failures, MAX_BACKOFF)
-            self.next_spawn = time.monotonic() + delay
-            self.log.error("worker %d died %.1fs after starting (%s); failed start #%d, next try in %.1fs",
-                           worker.pid, lived, how, self.failures, delay)
-        else:
-            self.failures = 0
+        if lived >= QUICK_DEATH:
             self.log.error("worker %d died unexpectedly (%s); replacing it", worker.pid, how)
+        else:
+            self.back_off(f"worker {worker.pid} died {lived:.1f}s after starting ({how})")
+
+    def back_off(self, what):
+        """A failed start: delay the next one, twice as long as the previous delay (up to MAX_BACKOFF)."""
+        now = time.monotonic()
+        if now - self.last_failure > FAILURES_FORGOTTEN:
+            self.failures = 0
+        self.failures += 1
+        self.last_failure = now
+        delay = min(FIRST_BACKOFF * 2 ** (self.failures - 1), MAX_BACKOFF)
+        self.next_spawn = now + delay
+        self.log.error("%s: failed start #%d, next start in %.1fs", what, self.failures, delay)
 
     def retire(self, worker):
         """Ask a worker to stop gracefully (QUIT): it finishes what it has and exits."""
@@ -349,29 +486,34 @@ class Master:
         now = time.monotonic()
         timeout = self.config.worker_timeout
         for worker in self.workers.values():
-            if now - worker.started < timeout:
-                continue
-            silent = now - self.stats.slots[worker.slot].last_heartbeat
+            state = self.stats.slots[worker.slot].read()
+            if state["pid"] == worker.pid:
+                worker.heartbeat = state["heartbeat"]
+            silent = now - worker.heartbeat
             if silent > timeout:
-                self.log.error("worker %d silent for %.0fs (worker_timeout %.0fs); killing it", worker.pid,
+                self.log.error("worker %d silent for %.1fs (worker_timeout %.1fs); killing it", worker.pid,
                                silent, timeout)
                 self.kill(worker.pid, signal.SIGKILL)
 
     # ------------------------------------------------------------ pidfile
 
     def write_pidfile(self):
+        """Write the master's pid to pid_file atomically (a temporary file renamed over it)."""
         path = self.config.pid_file
         if not path:
             return
         temporary = f"{path}.{self.pid}.tmp"
-        with open(temporary, "w") as f:
-            f.write(f"{self.pid}\n")
-        os.replace(temporary, path)
+        try:
+            with open(temporary, "w") as f:
+                f.write(f"{self.pid}\n")
+            os.replace(temporary, path)
+        except OSError as e:
+            raise ConfigError(f"pid_file: cannot write {path}: {e.strerror}") from None
+        self.pid_file = path
 
     def remove_pidfile(self):
-        path = self.config.pid_file
-        if path and read_pidfile(path) == self.pid:
-            os.unlink(path)
+        if self.pid_file and read_pidfile(self.pid_file) == self.pid:
+            os.unlink(self.pid_file)
 
 
 def read_pidfile(path):
@@ -382,6 +524,23 @@ def read_pidfile(path):
         return None
 
 
+def raise_open_file_limit(max_connections):
+    """Lift the soft RLIMIT_NOFILE to the hard limit (the workers inherit it), and say so in the log."""
+    log = logging.getLogger("oserver.master")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = soft
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            limit = hard
+        except (ValueError, OSError) as e:  # e.g. an unlimited hard limit above the kernel's nr_open
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, e)
+    log.info("open-file limit %d%s", limit, f" (raised from {soft})" if limit != soft else "")
+    if limit < max_connections:
+        log.warning("open-file limit %d is below max_connections %d: a worker may run out of descriptors "
+                    "(it then pauses accepting)", limit, max_connections)
+
+
 def set_parent_death_signal(signum):
     """Linux prctl(PR_SET_PDEATHSIG): the kernel signals this process when its parent dies."""
     try:
@@ -390,26 +549,40 @@ def set_parent_death_signal(signum):
         pass
 
 
+def worker_ids(user, group):
+    """(uid, gid) the workers run as; the group defaults to the user's primary group, -1 leaves one as is."""
+    account = pwd.getpwnam(user) if user else None
+    uid = account.pw_uid if account else -1
+    gid = grp.getgrnam(group).gr_gid if group else account.pw_gid if account else -1
+    return uid, gid
+
+
 def drop_privileges(user, group):
-    """When running as root and asked to, become user/group (supplementary groups cleared)."""
+    """When running as root and asked to, become user/group (with the user's supplementary groups)."""
     if os.getuid() != 0 or not (user or group):
         return
-    gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(user).pw_gid
-    os.setgroups([])
+    uid, gid = worker_ids(user, group)
+    if user:
+        os.initgroups(user, gid)
+    else:
+        os.setgroups([])
     os.setgid(gid)
     if user:
-        os.setuid(pwd.getpwnam(user).pw_uid)
+        os.setuid(uid)
 
 
 def send_control_signal(pid_file, action):
     """`-s stop|quit|reload|reopen`: signal the master named in the pidfile; returns an exit code."""
     pid = read_pidfile(pid_file)
     if pid is None:
-        print(f"oserver: cannot read a pid from {pid_file}", file=sys.stderr)
+        print(f"oserver: error: cannot read a pid from {pid_file}", file=sys.stderr)
         return 1
     try:
         os.kill(pid, CONTROL_SIGNALS[action])
     except ProcessLookupError:
-        print(f"oserver: no process with pid {pid} (from {pid_file})", file=sys.stderr)
+        print(f"oserver: error: no process with pid {pid} (from {pid_file})", file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f"oserver: error: not allowed to signal pid {pid} (from {pid_file})", file=sys.stderr)
         return 1
     return 0

@@ -24,6 +24,7 @@ ACCEPT_BATCH = 64
 POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
 TICK_INTERVAL = 0.25  # seconds between timer / heartbeat / parent checks
 ACCEPT_PAUSE = 0.5  # seconds without accepting after running out of file descriptors
+DRAIN_IDLE_GRACE = 2.0  # seconds a draining worker leaves idle keep-alive connections for a last request
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP,
                   signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
@@ -226,8 +227,6 @@ class Worker:
 
     def wait_for_request(self, conn, partial):
         """The connection has sent all it owes: it now waits idle, or for the rest of a started head."""
-        if self.draining and not partial:
-            return conn.close()
         if not conn.registered:
             self.register(conn)
         if partial:
@@ -274,6 +273,7 @@ class Worker:
         for signum in WORKER_SIGNALS:
             signal.signal(signum, lambda signum, frame: None)  # real work happens in the loop
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the master forked this worker with signals blocked
         return read_fd
 
     def handle_signals(self):
@@ -291,19 +291,26 @@ class Worker:
                 reopen_error_log()
 
     def start_draining(self):
-        """Graceful stop: accept nothing more, close idle connections, finish the rest, then exit."""
+        """Graceful stop: accept nothing more, finish every request (each answered with Connection: close),
+        close idle keep-alive connections after a short grace, then exit.
+
+        The grace is for clients about to reuse an idle connection: closing it under them would fail their
+        request, while answering it with Connection: close sends them cleanly to a new connection."""
         if self.draining:
             return
         self.draining = True
         self.drain_deadline = self.now + self.config.graceful_timeout
+        if self.accepting:  # EPOLLEXCLUSIVE may have woken only this worker for the connections queued now
+            for listener in self.listeners.values():
+                self.accept_batch(listener)
         self.stop_accepting()
-        for sock in self.listeners.values():
-            sock.close()
-        for conn in list(self.idle_timers):
-            conn.close()
-        for conn in list(self.header_timers):
-            if not conn.inbuf and not conn.out:
-                conn.close()
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners.clear()
+        idle = self.idle_timers
+        idle.timeout = min(idle.timeout, DRAIN_IDLE_GRACE)
+        for conn in list(idle):
+            self.set_timer(conn, idle)
         self.next_tick = 0.0
 
     def shutdown(self):

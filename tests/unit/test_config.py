@@ -1,0 +1,168 @@
+"""Configuration: defaults < config file < flags, every error naming its key, and the shipped conf/oserver.toml
+documenting every option with its true default."""
+
+import dataclasses
+import os
+import re
+import tomllib
+
+import pytest
+
+from oserver.config import FIELDS, MAX_WORKERS, Config, ConfigError, build_config, coerce
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = os.path.join(REPO, "conf", "oserver.toml")
+SHIPPED_NOT_DEFAULT = {"root"}  # the shipped file serves the demo files, not the current directory
+OPTION_LINE = re.compile(r"(# )?[a-z_]+ = ")  # an option set, or shown commented out
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write(text) -> path of a config file holding `text`, with root set to an existing directory."""
+    def write_config(text):
+        path = tmp_path / "oserver.toml"
+        path.write_text(f'root = "{tmp_path}"\n{text}')
+        return str(path)
+    return write_config
+
+
+def error_of(*args, **kwargs):
+    with pytest.raises(ConfigError) as raised:
+        build_config(*args, **kwargs)
+    return str(raised.value)
+
+
+def default(name):
+    f = FIELDS[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+# ---------------------------------------------------------------- precedence
+
+def test_defaults_apply_when_nothing_is_set(tmp_path):
+    config = build_config(overrides={"root": str(tmp_path)})
+    assert config == Config(root=str(tmp_path))
+    assert (config.port, config.graceful_timeout, config.worker_timeout) == (8080, 30.0, 30.0)
+
+
+def test_file_overrides_defaults(write):
+    config = build_config(write("port = 9000\nindex = [\"home.html\"]\n"))
+    assert (config.port, config.index) == (9000, ("home.html",))
+
+
+def test_flags_override_the_file(write):
+    config = build_config(write("port = 9000\nworkers = 3\n"), {"port": 9100})
+    assert (config.port, config.workers) == (9100, 3)
+
+
+def test_options_absent_from_file_and_flags_keep_their_defaults(write):
+    config = build_config(write("port = 9000\n"), {"workers": 3})
+    assert config.keepalive_timeout == default("keepalive_timeout")
+
+
+# ---------------------------------------------------------------- values
+
+def test_an_int_is_accepted_for_a_float_option(write):
+    assert build_config(write("graceful_timeout = 5\n")).graceful_timeout == 5.0
+
+
+def test_a_single_string_is_accepted_for_a_list_option(write):
+    assert build_config(write('bind = "::1"\n')).bind == ("::1",)
+
+
+def test_a_boolean_is_not_a_number():
+    with pytest.raises(ConfigError, match="^port: "):
+        coerce("port", True)
+
+
+# ---------------------------------------------------------------- errors name the key
+
+def test_unknown_key_is_named_with_the_file(write):
+    path = write("max_clients = 10\n")
+    message = error_of(path)
+    assert "max_clients" in message and path in message
+
+
+def test_value_of_the_wrong_type_is_named(write):
+    assert error_of(write('port = "eighty"\n')).startswith("port: ")
+
+
+@pytest.mark.parametrize("text, key", [
+    ("workers = 0\n", "workers"),
+    (f"workers = {MAX_WORKERS + 1}\n", "workers"),
+    ("port = 70000\n", "port"),
+    ("graceful_timeout = 0\n", "graceful_timeout"),
+    ("worker_timeout = -1\n", "worker_timeout"),
+    ('log_level = "loud"\n', "log_level"),
+], ids=["no-workers", "too-many-workers", "port", "graceful-timeout", "worker-timeout", "log-level"])
+def test_value_failing_its_check_is_named(write, text, key):
+    assert error_of(write(text)).startswith(f"{key}: ")
+
+
+def test_bad_flag_value_is_named(tmp_path):
+    assert error_of(overrides={"root": str(tmp_path), "backlog": 0}).startswith("backlog: ")
+
+
+def test_missing_root_is_named(tmp_path):
+    assert error_of(overrides={"root": str(tmp_path / "nowhere")}).startswith("root: ")
+
+
+def test_unknown_user_is_named(write):
+    assert error_of(write('user = "no-such-user-oserver"\n')).startswith("user: ")
+
+
+def test_unknown_group_is_named(write):
+    assert error_of(write('group = "no-such-group-oserver"\n')).startswith("group: ")
+
+
+def test_invalid_toml_names_the_file_and_the_line(write):
+    path = write("port = \n")
+    message = error_of(path)
+    assert path in message and "line 2" in message
+
+
+def test_missing_config_file_is_named(tmp_path):
+    path = str(tmp_path / "absent.toml")
+    assert path in error_of(path)
+
+
+# ---------------------------------------------------------------- the shipped conf/oserver.toml
+
+def shipped_lines():
+    with open(SHIPPED) as f:
+        return f.read().splitlines()
+
+
+def option_line(name, lines):
+    """Index of the line setting `name`, or showing it commented out."""
+    return next((i for i, line in enumerate(lines) if re.match(rf"(# )?{name} = ", line)), None)
+
+
+def comment_above(lines, index):
+    """The line above the group of option lines that holds lines[index] (user and group share one)."""
+    while index > 0 and OPTION_LINE.match(lines[index - 1]):
+        index -= 1
+    return lines[index - 1] if index > 0 else ""
+
+
+def test_shipped_config_loads(monkeypatch):
+    monkeypatch.chdir(REPO)  # its root is the demo directory, relative to the repository
+    assert build_config(SHIPPED).root == "httptest"
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_shipped_config_sets_or_shows_every_option(name):
+    assert option_line(name, shipped_lines()) is not None
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_shipped_config_comments_every_option(name):
+    lines = shipped_lines()
+    assert comment_above(lines, option_line(name, lines)).startswith("# ")
+
+
+def test_shipped_config_values_are_the_defaults():
+    with open(SHIPPED, "rb") as f:
+        values = tomllib.load(f)
+    differing = {name for name, value in values.items() if coerce(name, value) != default(name)}
+    assert differing == SHIPPED_NOT_DEFAULT
