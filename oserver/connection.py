@@ -6,8 +6,6 @@ and its worker (static files, status page) to decide; it tells the worker which 
 
 import os
 import socket
-from collections import deque
-
 from oserver.http import (ERROR_BODIES, HttpError, check_incomplete_head, find_head, parse_request_head, response_head,
                           skip_empty_lines)
 from oserver.static import FileSpan, error_reply
@@ -45,7 +43,7 @@ class Connection:
         self.fd = sock.fileno()
         self.address = address
         self.inbuf = b""
-        self.out = deque()
+        self.out = []  # bytes / FileSpan / Exchange; a list, not a deque: short, and 10x smaller when idle
         self.discard = 0  # request body bytes still to read and drop
         self.closing = False  # close once the queued replies are sent
         self.writing = False  # registered for EPOLLOUT (output blocked) instead of EPOLLIN
@@ -185,7 +183,7 @@ class Connection:
                 if n < len(item):
                     out[0] = memoryview(item)[n:]
                     return self.wait_for_output()
-                out.popleft()
+                del out[0]
             elif kind is FileSpan:
                 try:
                     n = os.sendfile(self.fd, item.file.fileno(), item.offset, min(item.count, quota))
@@ -201,11 +199,11 @@ class Connection:
                 item.count -= n
                 quota -= n
                 if item.count == 0:
-                    out.popleft()
+                    del out[0]
                 elif quota <= 0:
                     return self.wait_for_output()
             else:
-                out.popleft()
+                del out[0]
                 self.worker.exchange_done(self, item, self.sent - item.head_bytes)
                 self.sent = 0
         if self.writing:
