@@ -6,6 +6,7 @@ and its worker (static files, status page) to decide; it tells the worker which 
 
 import os
 import socket
+
 from oserver.http import (ERROR_BODIES, HttpError, check_incomplete_head, find_head, parse_request_head, response_head,
                           skip_empty_lines)
 from oserver.static import FileSpan, error_reply
