@@ -49,7 +49,7 @@ CONTROL_SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reload": sig
 class WorkerProcess:
     """What the master knows of one worker."""
 
-    __slots__ = ("pid", "slot", "generation", "started", "heartbeat", "up", "retiring")
+    __slots__ = ("pid", "slot", "generation", "started", "heartbeat", "up", "exit_code", "retiring")
 
     def __init__(self, pid, slot, generation, started):
         self.pid = pid
@@ -58,6 +58,7 @@ class WorkerProcess:
         self.started = started
         self.heartbeat = started  # last sign of life seen in its stats slot (monotonic)
         self.up = False  # seen serving (announced in its stats slot)
+        self.exit_code = None  # once reaped: its exit code, or -signal
         self.retiring = None  # monotonic deadline once told to stop gracefully
 
 
@@ -416,16 +417,17 @@ class Master:
         return next((i for i in range(STATS_SLOTS) if i not in used), None)
 
     def wait_until_up(self, workers, timeout=READY_TIMEOUT):
-        """Wait until each given worker has announced itself in its stats slot; False if one died or hung
-        before that (one that dies after serving a while is an ordinary death, replaced as usual)."""
+        """Wait until each given worker has announced itself in its stats slot; False if one failed or hung
+        before that. One that dies after serving a while, or exits cleanly because it was told to stop (a
+        Ctrl-C reaches the whole process group), is an ordinary exit, handled as usual."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for worker in workers:
                 worker.up = worker.up or self.stats.slots[worker.slot].read()["pid"] == worker.pid
             self.reap_workers()
-            if any(not w.up and w.pid not in self.workers for w in workers):
+            if any(not w.up and w.exit_code not in (None, 0) for w in workers):
                 return False
-            if all(w.up for w in workers):
+            if all(w.up or w.exit_code == 0 for w in workers):
                 return True
             time.sleep(READY_POLL)
         return False
@@ -441,15 +443,19 @@ class Master:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            worker.exit_code = os.waitstatus_to_exitcode(status)
             self.stats.retire(worker.slot)  # its counters and top paths join the server totals
             if worker.retiring is not None or self.stopping:
                 self.log.info("worker %d exited", pid)
                 continue
-            self.worker_died(worker, status)
+            self.worker_died(worker)
 
-    def worker_died(self, worker, status):
-        """An unexpected death: replaced at once, or after a growing delay when workers die right at start."""
-        code = os.waitstatus_to_exitcode(status)
+    def worker_died(self, worker):
+        """An unexpected exit: replaced at once, or after a growing delay when workers die right at start."""
+        code = worker.exit_code
+        if code == 0:  # told to stop by someone else than this master
+            self.log.warning("worker %d exited cleanly; replacing it", worker.pid)
+            return
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         lived = time.monotonic() - worker.started
         if lived >= QUICK_DEATH:
