@@ -393,6 +393,16 @@ def test_reload_with_a_broken_config_keeps_the_old_workers_serving(start_server,
     assert answers(server)
 
 
+def test_reload_whose_workers_fail_to_start_keeps_the_old_workers_serving(start_server, config_file, tmp_path):
+    server = start_server("-c", str(config_file))
+    workers = server.worker_pids()
+    config_file.write_text(f'access_log = "{tmp_path}"\n')  # a directory: every new worker dies opening it
+    server.signal(signal.SIGHUP)
+    wait_for(lambda: "did not come up" in server.log_text(), "the failed generation in the log")
+    wait_for(lambda: server.worker_pids() == workers, "the failed generation to be gone")
+    assert answers(server)
+
+
 def test_reload_error_names_the_bad_key(start_server, config_file):
     server = start_server("-c", str(config_file))
     config_file.write_text("keepalive_timeout = -5\n")
