@@ -186,8 +186,8 @@ def compile_access_format(fmt, buffer, flush):
     source = FORMAT_SOURCE.format(chunks="".join(c + ", " for c in chunks), line=" ".join(parts),
                                   lookup=CHUNKS_LOOKUP if chunks else "")
     namespace = {"escape": escape, "rejected_request_line": rejected_request_line, "seconds_text": seconds_text,
-                 "getpid": os.getpid, "clock": LogClock(), "cache": {}, "numbers": NumberTexts(), "buffer": buffer, "append": buffer.append,
-                 "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
+                 "getpid": os.getpid, "clock": LogClock(), "cache": {}, "numbers": NumberTexts(), "buffer": buffer,
+                 "append": buffer.append, "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
     exec(source, namespace)
     return namespace["access"]
 

@@ -244,9 +244,6 @@ class SharedStats:
     def started(self):
         return STARTED.unpack_from(self.region, STARTED_OFFSET)[0]
 
-    def live_workers(self):
-        return [data for data in (slot.read() for slot in self.slots) if data["pid"]]
-
     def retire(self, index):
         """Master only, once worker `index` has exited: fold its counters and paths into the header, clear it."""
         slot = self.slots[index]
