@@ -18,6 +18,7 @@ FIELD = re.compile(r"\$([a-z_0-9]+)")
 HEADER_FIELD_PREFIX = "http_"  # $http_user_agent: the User-Agent request header, as in nginx
 NUMBER_TEXTS_MAX = 4096
 REQUEST_CHUNKS_MAX = 1024  # requests whose log text is kept (parsed heads are reused: see connection.py)
+CACHED_HEAD_MAX = 2048  # about the head size above which connection.py parses every time: no reuse to await
 MILLISECONDS = ["0.%03d" % ms for ms in range(1000)]
 ERROR_FORMAT = "%(asctime)s [%(levelname)s] %(process)d: %(message)s"
 TIME_LOCAL = "%d/%b/%Y:%H:%M:%S %z"
@@ -113,7 +114,7 @@ LINE_FIELDS = {
 FORMAT_SOURCE = """
 def request_chunks(request, ex):
     chunks = ({chunks})
-    if request is not None:
+    if request is not None and len(request.line) + sum(map(len, request.headers.values())) <= CACHED_HEAD_MAX:
         if len(cache) >= REQUEST_CHUNKS_MAX:
             cache.clear()
         cache[request] = chunks
@@ -187,7 +188,8 @@ def compile_access_format(fmt, buffer, flush):
                                   lookup=CHUNKS_LOOKUP if chunks else "")
     namespace = {"escape": escape, "rejected_request_line": rejected_request_line, "seconds_text": seconds_text,
                  "getpid": os.getpid, "clock": LogClock(), "cache": {}, "numbers": NumberTexts(), "buffer": buffer,
-                 "append": buffer.append, "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
+                 "append": buffer.append, "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX,
+                 "CACHED_HEAD_MAX": CACHED_HEAD_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
     exec(source, namespace)
     return namespace["access"]
 

@@ -207,3 +207,17 @@ def test_reopen_sends_pending_lines_to_the_old_file_then_writes_a_new_one(tmp_pa
 def test_access_log_off_opens_nothing(tmp_path):
     log = AccessLog("off", "$status")
     assert not log.enabled and log.fd is None
+
+
+def test_text_of_a_small_request_head_is_kept_for_its_next_line():
+    access = compile_access_format('"$http_user_agent"', [], flush=None)
+    access(FakeConnection(), exchange(), 1, False)
+    assert len(access.__globals__["cache"]) == 1
+
+
+def test_text_of_a_big_request_head_is_not_kept():
+    buffer = []
+    access = compile_access_format('"$http_user_agent"', buffer, flush=None)
+    access(FakeConnection(), exchange(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + b"u" * 4000), 1, False)
+    assert buffer == ['"' + "u" * 4000 + '"\n']
+    assert access.__globals__["cache"] == {}
