@@ -52,6 +52,11 @@ bench-profile: $(VENV)/.installed $(BENCH_VENV)/.installed
 	sh bench/install.sh
 	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.profiling
 
+# Scale check (issue 8): 1..1000 downloads of a 100 GB sparse file, then 10,000 idle connections, on its own
+# loopback server; prints Markdown tables and the goals met (SCALE_ARGS="--url ... --root ..." targets another).
+scale: $(VENV)/.installed
+	$(PY) -m bench.scale $(SCALE_ARGS)
+
 install: $(VENV)/.installed
 
 clean:
