@@ -89,7 +89,6 @@ class Master:
         self.wakeup = None
         self.stopping = None  # None, "fast" or "graceful"
         self.stop_deadline = None
-        self.exit_code = 0
         self.failures = 0  # failed starts (workers dying right after starting) in the current series
         self.last_failure = 0.0
         self.next_spawn = 0.0  # no worker is started before this (monotonic): the backoff
@@ -118,16 +117,14 @@ class Master:
         finally:
             self.remove_pidfile()
         self.log.info("master %d exits", self.pid)
-        return self.exit_code
+        return 0
 
     def start_first_generation(self):
+        """Start the workers; systemd hears READY=1 once they serve (or have failed, then backoff goes on)."""
         self.manage_workers()
-        if self.wait_until_up(list(self.workers.values())):
-            systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
-            return
-        self.log.error("the workers did not start (see the lines above); stopping")
-        self.exit_code = 1
-        self.stop("fast")
+        if not self.wait_until_up(list(self.workers.values())):
+            self.log.error("not every worker came up (see the lines above); retrying with backoff")
+        systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
 
     def supervise(self):
         """One pass of the main loop: wait for signals (or the next backoff deadline), then act on them."""

@@ -95,6 +95,11 @@ def answers(server, path="/httptest/dir2/"):
         return False
 
 
+def all_workers(server, count=2):
+    """The worker pids once `count` run: the first answer to a client may come before the master's last fork."""
+    return wait_for(lambda: len(pids := server.worker_pids()) == count and pids, f"{count} workers")
+
+
 def workers_replaced(server, old, count=2):
     """The new worker pids once exactly `count` workers run and none of them is in `old`."""
     pids = server.worker_pids()
@@ -226,7 +231,7 @@ def notices(sock):
 
 def test_term_ends_an_inflight_download_and_every_process_within_seconds(start_server, docroot, big_file):
     server = start_server(root=docroot)
-    workers = server.worker_pids()
+    workers = all_workers(server)
     sock, _ = open_download(server, big_file[0])
     started = time.monotonic()
     server.signal(signal.SIGTERM)
@@ -331,7 +336,7 @@ def test_reload_under_load_loses_no_request(start_server, capsys):
     threads = [threading.Thread(target=client, args=(i, t)) for i, t in enumerate(tallies)]
     for thread in threads:
         thread.start()
-    generations = [server.worker_pids()]
+    generations = [all_workers(server)]
     try:
         for _ in range(RELOADS):
             floor = sent() + REQUESTS_BETWEEN_RELOADS
@@ -369,7 +374,7 @@ def test_reload_with_new_port_and_worker_count_takes_effect(tmp_path, docroot):
     old_port, new_port = free_port(), free_port()
     config.write_text(f'root = "{docroot}"\nbind = ["127.0.0.1"]\nport = {old_port}\nworkers = 1\n')
     with launched([sys.executable, HTTPD, "-c", str(config)], old_port, tmp_path / "server.log") as server:
-        old = server.worker_pids()
+        old = all_workers(server, count=1)
         config.write_text(f'root = "{docroot}"\nbind = ["127.0.0.1"]\nport = {new_port}\nworkers = 3\n')
         server.signal(signal.SIGHUP)
         wait_for(lambda: workers_replaced(server, old, count=3), "three new workers")
@@ -385,7 +390,7 @@ def test_reload_with_new_port_and_worker_count_takes_effect(tmp_path, docroot):
 ], ids=["bad-toml", "bad-value", "unknown-key"])
 def test_reload_with_a_broken_config_keeps_the_old_workers_serving(start_server, config_file, broken):
     server = start_server("-c", str(config_file))
-    workers = server.worker_pids()
+    workers = all_workers(server)
     config_file.write_text(broken)
     server.signal(signal.SIGHUP)
     wait_for(lambda: "reload failed" in server.log_text(), "the reload error in the log")
@@ -395,7 +400,7 @@ def test_reload_with_a_broken_config_keeps_the_old_workers_serving(start_server,
 
 def test_reload_whose_workers_fail_to_start_keeps_the_old_workers_serving(start_server, config_file, tmp_path):
     server = start_server("-c", str(config_file))
-    workers = server.worker_pids()
+    workers = all_workers(server)
     config_file.write_text(f'access_log = "{tmp_path}"\n')  # a directory: every new worker dies opening it
     server.signal(signal.SIGHUP)
     wait_for(lambda: "did not come up" in server.log_text(), "the failed generation in the log")
@@ -415,7 +420,7 @@ def test_reload_error_names_the_bad_key(start_server, config_file):
 # ---------------------------------------------------------------- CHLD: respawn, backoff; the watchdog
 
 def test_killed_worker_is_replaced_and_the_server_keeps_answering(server):
-    victim, survivor = server.worker_pids()
+    victim, survivor = all_workers(server)
     os.kill(victim, signal.SIGKILL)
     pids = wait_for(lambda: workers_replaced(server, [victim]), "a replacement worker")
     assert survivor in pids
@@ -424,7 +429,7 @@ def test_killed_worker_is_replaced_and_the_server_keeps_answering(server):
 
 def test_watchdog_kills_and_replaces_a_hung_worker(start_server):
     server = start_server("--worker-timeout", str(WATCHDOG_TIMEOUT))
-    victim, survivor = server.worker_pids()
+    victim, survivor = all_workers(server)
     os.kill(victim, signal.SIGSTOP)  # a stopped process stops beating, like one stuck in a loop
     pids = wait_for(lambda: workers_replaced(server, [victim]), "the watchdog to replace the hung worker")
     assert survivor in pids
@@ -524,7 +529,7 @@ def test_pidfile_is_removed_on_exit(start_server, tmp_path):
 def test_signal_reload_starts_new_workers(start_server, tmp_path):
     pid_file = str(tmp_path / "oserver.pid")
     server = start_server("--pid", pid_file)
-    workers = server.worker_pids()
+    workers = all_workers(server)
     result = run_httpd("--pid", pid_file, "-s", "reload")
     assert (result.returncode, result.stderr) == (0, "")
     wait_for(lambda: workers_replaced(server, workers), "a new generation")
@@ -566,14 +571,16 @@ def test_config_test_rejects_a_bad_value_naming_its_key(tmp_path):
 def test_workers_run_as_the_configured_user_and_group(start_server, public_docroot, nobody):
     uid, gid, group = nobody
     server = start_server("--user", "nobody", "--group", group, root=public_docroot)
-    assert [(proc_ids(pid, "Uid"), proc_ids(pid, "Gid")) for pid in server.worker_pids()] == [(uid, gid)] * 2
+    ids = [(uid, gid)] * 2
+    wait_for(lambda: [(proc_ids(pid, "Uid"), proc_ids(pid, "Gid")) for pid in all_workers(server)] == ids,
+             "both workers to run as nobody")  # a worker just forked is still root for a moment
     assert proc_ids(server.pid, "Uid") == 0  # the master keeps the rights to bind, reopen logs, signal
     assert answers(server)
 
 
 def test_unprivileged_workers_exit_when_the_master_is_killed(start_server, public_docroot):
     server = start_server("--user", "nobody", root=public_docroot)
-    workers = server.worker_pids()
+    workers = all_workers(server)
     server.signal(signal.SIGKILL)
     server.proc.wait(STOP_TIMEOUT)
     wait_for(lambda: not any(is_alive(pid) for pid in workers), "orphaned workers to exit")
@@ -634,7 +641,7 @@ def test_socket_activation_keeps_the_inherited_socket_across_a_reload(tmp_path, 
     port = free_port()
     argv = [sys.executable, "-c", LAUNCHER, str(port), HTTPD, "-r", docroot, "-w", "2"]
     with launched(argv, port, tmp_path / "server.log") as server:
-        workers = server.worker_pids()
+        workers = all_workers(server)
         server.signal(signal.SIGHUP)
         wait_for(lambda: workers_replaced(server, workers), "a new generation")
         assert answers(server)
