@@ -234,23 +234,27 @@ class Master:
 
     def handle_usr1(self):
         reopen_error_log()
-        self.create_access_log_for_workers()
+        self.give_logs_to_workers()
         self.signal_workers(signal.SIGUSR1)
 
-    def create_access_log_for_workers(self):
-        """Workers that dropped privileges may not create files in the log directory: after logrotate moved
-        the access log away, the master (root) creates the new one, owned by the workers' user."""
+    def give_logs_to_workers(self):
+        """Workers that dropped privileges can neither create files in the log directory nor open the master's
+        new error log: after logrotate moved the logs away, the master (root) creates them for the workers'
+        user, as nginx does."""
         config = self.config
-        if config.access_log in ("-", "off") or os.getuid() != 0 or not (config.user or config.group):
+        if os.getuid() != 0 or not (config.user or config.group):
             return
-        try:
-            fd = os.open(config.access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        for path in (config.access_log, config.error_log):
+            if path in ("-", "off"):
+                continue
             try:
-                os.fchown(fd, *worker_ids(config.user, config.group))
-            finally:
-                os.close(fd)
-        except OSError as e:
-            self.log.error("cannot create access log %s for the workers: %s", config.access_log, e.strerror)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.fchown(fd, *worker_ids(config.user, config.group))
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                self.log.error("cannot hand log %s to the workers' user: %s", path, e.strerror)
 
     def handle_ttin(self):
         if self.num_workers < MAX_WORKERS:

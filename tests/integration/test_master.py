@@ -510,6 +510,18 @@ def test_usr1_gives_the_new_access_log_to_unprivileged_workers(start_server, pub
     assert (access_log.stat().st_uid, access_log.stat().st_gid) == (uid, gid)
 
 
+def test_usr1_with_a_file_error_log_keeps_unprivileged_workers_alive(start_server, public_tmp, public_docroot):
+    error_log = Path(public_tmp) / "error.log"
+    server = start_server("--error-log", str(error_log), "--user", "nobody", root=public_docroot)
+    workers = all_workers(server)
+    os.rename(error_log, error_log.with_suffix(".log.1"))
+    server.signal(signal.SIGUSR1)
+    server.signal(signal.SIGTTIN)  # handled after the USR1: once a third worker runs, the reopen is long done
+    pids = wait_for(lambda: len(pids := server.worker_pids()) == 3 and pids, "a third worker")
+    assert set(workers) <= set(pids)  # the workers reopened the new error log instead of dying on it
+    assert "Traceback" not in error_log.read_text()
+
+
 # ---------------------------------------------------------------- pidfile, -s, -t
 
 def test_pidfile_holds_the_master_pid(start_server, tmp_path):
