@@ -255,12 +255,19 @@ def setup_error_log(path, level):
 
 
 def reopen_error_log():
-    """Reopen a file error log (USR1); stderr is left alone."""
+    """Reopen a file error log (USR1); stderr is left alone. A file that cannot be opened keeps the old one."""
     for handler in logging.getLogger("oserver").handlers:
         if isinstance(handler, logging.FileHandler):
+            try:
+                stream = handler._open()
+            except OSError as e:
+                logging.getLogger("oserver").error("cannot reopen error log %s: %s; still writing to the old file",
+                                                   handler.baseFilename, e.strerror)
+                continue
             handler.acquire()
             try:
-                handler.close()
-                handler.stream = handler._open()
+                if handler.stream is not None:
+                    handler.stream.close()
+                handler.stream = stream
             finally:
                 handler.release()

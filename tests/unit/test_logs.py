@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from oserver.connection import Exchange
 from oserver.http import parse_request_head
-from oserver.logs import (AccessLog, LogClock, check_access_format, compile_access_format, escape,
+from oserver.logs import (AccessLog, reopen_error_log, setup_error_log, LogClock, check_access_format, compile_access_format, escape,
                           rejected_request_line, seconds_text)
 
 COMBINED = ('$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
@@ -221,3 +221,22 @@ def test_text_of_a_big_request_head_is_not_kept():
     access(FakeConnection(), exchange(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + b"u" * 4000), 1, False)
     assert buffer == ['"' + "u" * 4000 + '"\n']
     assert access.__globals__["cache"] == {}
+
+
+def test_error_log_reopen_that_fails_keeps_writing_to_the_old_file(tmp_path):
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    path = directory / "error.log"
+    logger = setup_error_log(str(path), "info")
+    try:
+        old = open(path, "rb")  # keeps the old file readable after its directory is gone
+        os.unlink(path)
+        directory.rmdir()  # the log's directory vanished: reopening cannot create the file
+        reopen_error_log()
+        logger.error("after the failed reopen")
+        for handler in logger.handlers:
+            handler.flush()
+        assert b"after the failed reopen" in old.read()
+        old.close()
+    finally:
+        setup_error_log("-", "info")
