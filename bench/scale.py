@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.parse
 
+import requests
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from tests.conftest import START_TIMEOUT, Server  # noqa: E402  (the real-server starter the tests use)
@@ -38,8 +40,12 @@ READ_SIZE = 1 << 20  # one recv_into per ready socket per poll round, into one p
 CONNECT_CONCURRENCY = 256  # connections being set up at once (the listen backlog is 1024)
 SETUP_TIMEOUT = 60.0  # seconds allowed to connect all clients / get every response head
 RSS_SAMPLE_INTERVAL = 0.5  # seconds between worker memory samples
+POLL_INTERVAL = 0.1  # seconds the download loop waits at most for data
+STALL_LIMIT = 0.5  # seconds without the download loop running that void the window they fall in
+STALL_DEADLINE = 3  # times the planned reading time the judged windows may take in all
 REQUEST_TIMEOUT = 10.0
 READY_POLL = 0.02  # seconds between looks for the workers of a starting server
+STATUS_PATH = "/oserver-scale-status"  # the status page of the servers the tool starts
 KEEPALIVE_TIMEOUT = 300  # seconds, for the server the tool starts: idle connections must outlive the check
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 LOG_TAIL = 4000  # characters of the server log shown when a phase fails
@@ -72,19 +78,25 @@ class RunningServer:
 
 
 def start_server(root, workers, log_path):
-    """A server of our own, answering, with all its workers forked."""
-    server = Server(root, ("--keepalive-timeout", str(KEEPALIVE_TIMEOUT)), workers=workers, log_path=log_path)
+    """A server of our own with every worker serving (each announces itself on the status page once it
+    accepts), so that no phase starts while one worker is still coming up."""
+    flags = ("--keepalive-timeout", str(KEEPALIVE_TIMEOUT), "--status-path", STATUS_PATH)
+    server = Server(root, flags, workers=workers, log_path=log_path)
     try:
         server.wait_ready()
         deadline = time.monotonic() + START_TIMEOUT
-        while len(server.worker_pids()) < workers:
+        while workers_serving(server) < workers:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {server.worker_pids()} of {workers} workers up: {server.log_text()}")
+                raise RuntimeError(f"not all {workers} workers came up: {server.log_text()}")
             time.sleep(READY_POLL)
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def workers_serving(server):
+    return requests.get(server.url + STATUS_PATH, timeout=REQUEST_TIMEOUT).json()["server"]["workers"]
 
 
 def worker_pids(server):
@@ -279,7 +291,8 @@ class DownloadRun:
         self.socks = connect_all(host, port, clients, rcvbuf)
         self.index = {sock.fileno(): i for i, sock in enumerate(self.socks)}
         self.received = [0] * clients
-        self.per_window = [[0] * clients for _ in range(self.windows)]
+        self.per_window = []  # bytes per client, for each window judged
+        self.stalled = 0  # windows not judged: the client itself stalled in them
         self.closed = 0
         self.ep = select.epoll(clients + 1)
         self.buf = bytearray(READ_SIZE)
@@ -321,35 +334,38 @@ class DownloadRun:
         return n
 
     def measure(self):
-        """Read for the fixed time; returns the measured seconds and the client's and workers' CPU seconds."""
+        """Read until `windows` windows of WINDOW seconds have been judged; returns the seconds taken and the
+        client's and workers' CPU seconds. A window in which this client itself stalled (its loop did not run
+        for STALL_LIMIT, e.g. on an overloaded machine) says nothing about the server: it is counted in
+        `stalled` and a new one starts, within STALL_DEADLINE times the planned time."""
         cpu_before = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         workers_before = self.watch.cpu_seconds()
-        ep, index, buf, received, per_window = self.ep, self.index, self.buf, self.received, self.per_window
-        socks = self.socks
-        started = now = time.monotonic()
-        end = started + self.windows * WINDOW
-        while now < end:
-            events = ep.poll(min(1.0, end - now))
-            window = per_window[min(int((now - started) / WINDOW), self.windows - 1)]
-            for fd, _ in events:
-                i = index[fd]
-                try:
-                    n = socks[i].recv_into(buf)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    n = 0
-                if n == 0:
-                    ep.unregister(fd)
-                    self.closed += 1
-                    continue
-                received[i] += n
-                window[i] += n
+        recv, index, received = self.recv, self.index, self.received
+        started = last = window_start = time.monotonic()
+        deadline = started + STALL_DEADLINE * self.windows * WINDOW
+        window, spoiled = [0] * self.clients, False
+        while len(self.per_window) < self.windows and last < deadline:
+            events = self.ep.poll(POLL_INTERVAL)
             now = time.monotonic()
-            self.watch.sample(now)
+            spoiled = spoiled or now - last > STALL_LIMIT
+            for fd, _ in events:
+                n = recv(fd)
+                if n:
+                    i = index[fd]
+                    received[i] += n
+                    window[i] += n
+            last = time.monotonic()
+            spoiled = spoiled or last - now > STALL_LIMIT
+            if last - window_start >= WINDOW:
+                if spoiled:
+                    self.stalled += 1
+                else:
+                    self.per_window.append(window)
+                window, spoiled, window_start = [0] * self.clients, False, last
+            self.watch.sample(last)
         cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu_before
         workers = [after - before for before, after in zip(workers_before, self.watch.cpu_seconds())]
-        return now - started, cpu, workers
+        return last - started, cpu, workers
 
 
 def run_downloads(server, path, clients, seconds, rcvbuf=CLIENT_RCVBUF):
@@ -366,7 +382,9 @@ def run_downloads(server, path, clients, seconds, rcvbuf=CLIENT_RCVBUF):
     return {"clients": clients, "seconds": elapsed, "throughput": sum(received) / elapsed,
             "slowest": min(received), "fastest": max(received),
             "fairness": min(received) / max(received) if max(received) else 0.0,
-            "starved_windows": starved, "windows": run.windows, "headless": headless, "closed": run.closed,
+            "starved_windows": starved, "windows": len(run.per_window), "planned_windows": run.windows,
+            "stalled_windows": run.stalled,
+            "headless": headless, "closed": run.closed,
             "split": split, "rss_mb": watch.peaks_mb(), "client_cpu": cpu / elapsed,
             "worker_cpu": [seconds / elapsed for seconds in worker_cpu], "vanished": watch.vanished()}
 
@@ -470,8 +488,9 @@ def mark(ok):
 
 
 def progressed(r):
-    """Every download got its head and data in every window, and none was closed."""
-    return r["starved_windows"] == 0 and r["headless"] == 0 and r["closed"] == 0
+    """Every download got its head and data in every window (all of them judged), and none was closed."""
+    return (r["starved_windows"] == 0 and r["headless"] == 0 and r["closed"] == 0
+            and r["windows"] == r["planned_windows"])
 
 
 def download_table(rows):
@@ -480,8 +499,11 @@ def download_table(rows):
              "|---:|---:|---:|---:|---:|---|---|---|---|"]
     for r in rows:
         progress = progressed(r)
-        detail = "" if progress else (f" ({r['starved_windows']} empty of {r['clients'] * r['windows']}, "
-                                      f"{r['headless']} without head, {r['closed']} closed)")
+        detail = "" if progress else (f" ({r['starved_windows']} empty of {r['clients'] * r['windows']} in "
+                                      f"{r['windows']} windows judged, {r['headless']} without head, "
+                                      f"{r['closed']} closed)")
+        if r["stalled_windows"]:
+            detail += f" ({r['stalled_windows']} windows void: the client stalled)"
         lines.append(f"| {r['clients']} | {r['throughput'] / MB:,.0f} | {r['slowest'] / MB:,.1f} | "
                      f"{r['fastest'] / MB:,.1f} | {r['fairness']:.2f} | {mark(progress)}{detail} | "
                      f"{' / '.join(map(str, r['split'])) or 'n/a'} | "

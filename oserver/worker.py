@@ -1,8 +1,9 @@
 """One worker process: an epoll loop over the shared listening sockets and the connections it accepted.
 
-Owns accepting (batched, paused when full or out of descriptors), the per-state timer queues, graceful
-draining and the worker's signals. It knows nothing of other workers; it talks to the master only through
-signals, its exit code and its shared stats slot (heartbeat included).
+Owns accepting (batched, paused when full or out of descriptors, deferred to peers holding clearly fewer
+connections), the per-state timer queues, graceful draining and the worker's signals. Of other workers it
+knows only their connection counts in the shared stats; it talks to the master only through signals, its
+exit code and its shared stats slot (heartbeat included).
 """
 
 import errno
@@ -15,6 +16,7 @@ import time
 import traceback
 from collections import OrderedDict
 
+from oserver.balance import BALANCE_SLACK, AcceptBalance
 from oserver.connection import Connection
 from oserver.logs import reopen_error_log
 from oserver.static import StaticFiles
@@ -24,6 +26,7 @@ ACCEPT_BATCH = 64
 POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
 TICK_INTERVAL = 0.25  # seconds between timer / heartbeat / parent checks
 ACCEPT_PAUSE = 0.5  # seconds without accepting after running out of file descriptors
+BALANCE_PAUSE = 0.02  # seconds a worker with clearly more connections than a peer leaves new ones to it
 DRAIN_IDLE_GRACE = 2.0  # seconds a draining worker leaves idle keep-alive connections for a last request
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP,
@@ -62,6 +65,9 @@ class Worker:
         self.accepting = False
         self.accept_paused_until = 0.0
         self.out_of_descriptors = False  # accept() hit EMFILE/ENFILE and has not since found the backlog empty
+        self.balance = AcceptBalance(stats_slot, generation)
+        self.deferred = False  # accepting was left to the peers: the next batch is accepted whatever they hold
+        self.poll_timeout = POLL_TIMEOUT
         self.draining = False
         self.alive = True
         self.drain_deadline = None
@@ -84,7 +90,7 @@ class Worker:
         connections = self.connections
         listeners = self.listeners
         while self.alive:
-            events = self.epoll.poll(POLL_TIMEOUT)
+            events = self.epoll.poll(self.poll_timeout)
             self.now = time.monotonic()
             for fd, mask in events:
                 conn = connections.get(fd)
@@ -108,9 +114,11 @@ class Worker:
     def tick(self):
         """Periodic work: expire timers, beat the heart, flush logs, notice a dead master, finish draining."""
         self.next_tick = self.now + TICK_INTERVAL
+        self.poll_timeout = POLL_TIMEOUT
         for queue in (self.header_timers, self.idle_timers, self.send_timers):
             self.expire_timers(queue)
         self.slot.heartbeat(len(self.connections), len(self.idle_timers))
+        self.balance.find_peers(self.now)
         self.logs.flush()
         if os.getppid() != self.master_pid:
             self.log.error("master process %d is gone; worker exits", self.master_pid)
@@ -171,6 +179,10 @@ class Worker:
         return len(self.connections) >= self.config.max_connections
 
     def accept_batch(self, listener):
+        if self.deferred:
+            self.deferred = False  # whatever the peers report, this batch goes ahead: accepting never stalls
+        elif not self.draining and self.balance.over_share(len(self.connections), self.now):
+            return self.defer_accepting()
         for accepted in range(ACCEPT_BATCH):
             if self.len_full():
                 return self.stop_accepting()
@@ -199,6 +211,8 @@ class Worker:
                 self.register(conn)
         if accepted:
             self.yield_accept_turn(listener)
+            if len(self.connections) > BALANCE_SLACK:  # peers weigh this worker by its published count
+                self.slot.heartbeat(len(self.connections), len(self.idle_timers))
 
     def yield_accept_turn(self, listener):
         """Step to the back of the listener's queue of waiting workers. EPOLLEXCLUSIVE wakes the first idle
@@ -208,6 +222,16 @@ class Worker:
         fd = listener.fileno()
         self.epoll.unregister(fd)
         self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
+
+    def defer_accepting(self):
+        """Clearly more connections than a peer: leave the listener to the peers for BALANCE_PAUSE (on a
+        2-core machine a burst is otherwise taken by the one worker running). Connections that woke only this
+        worker wait at most that long: the next batch after the pause is accepted regardless."""
+        self.deferred = True
+        self.accept_paused_until = self.now + BALANCE_PAUSE
+        self.next_tick = min(self.next_tick, self.accept_paused_until)
+        self.poll_timeout = BALANCE_PAUSE
+        self.stop_accepting()
 
     # ------------------------------------------------------------ connection callbacks
 

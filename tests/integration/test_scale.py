@@ -1,11 +1,12 @@
 """Scale, reduced for CI (issue 8; the full check is `make scale`, bench/scale.py): 200 simultaneous downloads
 of a sparse multi-GB file all make progress in every window with bounded worker memory, 2,000 idle keep-alive
-connections are held cheaply while a normal request stays fast, connections made one after another are shared
-by the workers, and the master lifts the open-file limit.
+connections are held cheaply while a normal request stays fast, connections made one after another or all at
+once are shared by the workers, and the master lifts the open-file limit.
 """
 
 import os
 import resource
+import time
 
 import pytest
 
@@ -21,6 +22,10 @@ NORMAL_REQUEST_LIMIT_MS = 50
 SPARE_DESCRIPTORS = 256  # for pytest, the fixtures and the latency probes
 SEQUENTIAL_CONNECTIONS = 200
 FAIR_SHARE_FLOOR = 0.25  # least part of sequential connections each of 2 workers holds (without balancing: ~0)
+BURST_CONNECTIONS = 1000
+BURST_SHARE_FLOOR = 0.35  # least part of a burst each of 2 workers holds (without balancing: ~0.1 when quiet)
+BURST_TIMEOUT = 15.0  # seconds for every connection of the burst to be accepted
+POLL = 0.02
 
 
 class ScaleSite:
@@ -65,7 +70,7 @@ def test_every_download_gets_its_response_head(downloads):
 
 
 def test_every_download_gets_data_in_every_window(downloads):
-    assert downloads["windows"] == 2
+    assert downloads["windows"] == downloads["planned_windows"] == 2
     assert downloads["starved_windows"] == 0
     assert downloads["closed"] == 0
 
@@ -89,20 +94,48 @@ def test_normal_request_is_fast_while_connections_idle(idle):
     assert idle["median_ms"] < NORMAL_REQUEST_LIMIT_MS
 
 
-def test_sequential_connections_are_shared_by_the_workers(server):
+def held_one_after_another(server, path, count):
+    """How `count` connections made one after another (each after the previous was answered, all kept open)
+    are split between the workers."""
     watch = scale.WorkerWatch(server)
     connections = []
     try:
-        for _ in range(SEQUENTIAL_CONNECTIONS):
-            sock, status = scale.ask(server.host, server.port, "/httptest/dir2/")
+        for _ in range(count):
+            sock, status = scale.ask(server.host, server.port, path)
             connections.append(sock)
             assert status.startswith(b"HTTP/1.1 200 ")
-        split = watch.connections()
+        return watch.connections()
     finally:
         for sock in connections:
             sock.close()
+
+
+def test_sequential_connections_are_shared_by_the_workers(site):
+    split = site.measure("sequential", lambda server: held_one_after_another(server, site.small,
+                                                                             SEQUENTIAL_CONNECTIONS))
     assert len(split) == 2
     assert min(split) >= SEQUENTIAL_CONNECTIONS * FAIR_SHARE_FLOOR
+
+
+def held_after_a_burst(server, count):
+    """How `count` connections opened at once (no request yet) are split between the workers, once all are
+    accepted."""
+    watch = scale.WorkerWatch(server)
+    connections = scale.connect_all(server.host, server.port, count)
+    try:
+        deadline = time.monotonic() + BURST_TIMEOUT
+        while sum(split := watch.connections()) < count and time.monotonic() < deadline:
+            time.sleep(POLL)
+        return split
+    finally:
+        for sock in connections:
+            sock.close()
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(site):
+    split = site.measure("burst", lambda server: held_after_a_burst(server, BURST_CONNECTIONS))
+    assert sum(split) == BURST_CONNECTIONS
+    assert min(split) >= BURST_CONNECTIONS * BURST_SHARE_FLOOR
 
 
 def test_master_raises_open_file_limit_to_hard_limit(start_server):

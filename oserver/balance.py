@@ -1,0 +1,35 @@
+"""Accept balancing: whether a worker holds clearly more connections than its least loaded peer.
+
+Such a worker leaves the listener to its peers for a moment, so that a burst of connections is shared instead
+of taken by whichever worker happens to run. Reads the peers' connection counts from the shared stats slots
+(same generation, heartbeat fresh); never touches sockets.
+"""
+
+BALANCE_SLACK = 64  # connections a worker may hold above its least loaded peer (at least one accept batch)
+PEER_SILENCE = 1.0  # seconds: a peer whose heartbeat is older may be stuck and is not counted on to accept
+
+
+class AcceptBalance:
+    def __init__(self, slot, generation):
+        self.slot = slot
+        self.generation = generation
+        self.peers = ()
+
+    def find_peers(self, now):
+        """The live workers of this generation but this one (looked up at every tick: peers come and go)."""
+        own = self.slot
+        self.peers = tuple(slot for slot in own.shared.slots if slot is not own and
+                           now - slot.last_heartbeat < PEER_SILENCE and slot.read()["generation"] == self.generation)
+
+    def over_share(self, connections, now):
+        """True when `connections` exceeds the least loaded fresh peer's count by more than BALANCE_SLACK."""
+        if connections <= BALANCE_SLACK:
+            return False
+        least = None
+        for slot in self.peers:
+            data = slot.read()
+            if now - data["heartbeat"] < PEER_SILENCE:
+                count = data["active"] + data["idle"]
+                if least is None or count < least:
+                    least = count
+        return least is not None and connections > least + BALANCE_SLACK

@@ -1,0 +1,74 @@
+"""Accept balancing (oserver/balance.py): when a worker counts as holding clearly more than its peers."""
+
+import time
+
+import pytest
+
+from oserver.balance import BALANCE_SLACK, PEER_SILENCE, AcceptBalance
+from oserver.stats import SharedStats
+
+GENERATION = 1
+
+
+@pytest.fixture
+def stats():
+    return SharedStats(8)
+
+
+def started(stats, index, connections, generation=GENERATION):
+    slot = stats.slots[index]
+    slot.worker_started(1000 + index, generation)
+    slot.heartbeat(connections, connections // 2)
+    return slot
+
+
+def balance_of(slot, generation=GENERATION):
+    balance = AcceptBalance(slot, generation)
+    balance.find_peers(time.monotonic())
+    return balance
+
+
+def test_worker_above_least_loaded_peer_plus_slack_is_over_share(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 10)
+    started(stats, 2, 500)
+    assert balance_of(own).over_share(10 + BALANCE_SLACK + 1, time.monotonic())
+
+
+def test_worker_within_slack_of_its_peers_is_not_over_share(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 10)
+    assert not balance_of(own).over_share(10 + BALANCE_SLACK, time.monotonic())
+
+
+def test_peer_counts_are_read_afresh(stats):
+    own = started(stats, 0, 0)
+    peer = started(stats, 1, 10)
+    balance = balance_of(own)
+    peer.heartbeat(400, 0)
+    assert not balance.over_share(400, time.monotonic())
+
+
+def test_worker_without_peers_is_never_over_share(stats):
+    own = started(stats, 0, 0)
+    assert not balance_of(own).over_share(100_000, time.monotonic())
+
+
+def test_peers_of_another_generation_do_not_count(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 0, generation=GENERATION - 1)  # an old generation, draining after a reload
+    assert balance_of(own).peers == ()
+
+
+def test_silent_peer_does_not_count(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 0)
+    balance = balance_of(own)
+    assert len(balance.peers) == 1
+    assert not balance.over_share(10_000, time.monotonic() + PEER_SILENCE + 1)
+
+
+def test_stopped_peer_does_not_count(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 0).worker_stopped()
+    assert balance_of(own).peers == ()
