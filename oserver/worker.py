@@ -153,7 +153,7 @@ class Worker:
     # ------------------------------------------------------------ accepting
 
     def start_accepting(self):
-        if self.len_full():
+        if self.is_full():
             return
         for fd in self.listeners:
             self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
@@ -175,7 +175,7 @@ class Worker:
         self.accept_paused_until = self.now + ACCEPT_PAUSE
         self.stop_accepting()
 
-    def len_full(self):
+    def is_full(self):
         return len(self.connections) >= self.config.max_connections
 
     def accept_batch(self, listener):
@@ -184,7 +184,7 @@ class Worker:
         elif not self.draining and self.balance.over_share(len(self.connections), self.now):
             return self.defer_accepting()
         for accepted in range(ACCEPT_BATCH):
-            if self.len_full():
+            if self.is_full():
                 return self.stop_accepting()
             try:
                 sock, address = listener.accept()
