@@ -11,10 +11,12 @@ from oserver import __version__
 from oserver.config import FIELDS, ConfigError, build_config
 from oserver.logs import setup_error_log
 from oserver.master import CONTROL_SIGNALS, Master, send_control_signal
+from oserver.mounts import MountError, load_mounts
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
 CLI_ONLY_IN_FILE = ("cache_max_age_by_ext",)  # a table: set it in the config file
+TABLE_FLAGS = {"mount": "PREFIX=MODULE:CALLABLE"}  # a table given as repeated KEY=VALUE flags
 
 DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 static-file server."
 EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Signals to the master: "
@@ -55,6 +57,9 @@ def build_parser():
         kwargs = {"dest": name, "default": None, "help": flag_help(name)}
         if f.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif name in TABLE_FLAGS:
+            kwargs.update(action="append", type=table_entry, metavar=TABLE_FLAGS[name])
+            kwargs["help"] = f.metadata["help"] + " (repeatable; replaces the config file's table)"
         elif f.type is tuple:
             kwargs.update(action="append", metavar=name.upper().split("_")[0])
         else:
@@ -63,9 +68,19 @@ def build_parser():
     return parser
 
 
+def table_entry(text):
+    """A KEY=VALUE flag value as (key, value)."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def overrides_from(args):
     """The options given on the command line, as {option: value}."""
     values = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+    for name in TABLE_FLAGS.keys() & values.keys():
+        values[name] = dict(values[name])
     if args.verbose:
         values["log_level"] = "debug"
     elif args.quiet:
@@ -82,6 +97,11 @@ def main(argv=None):
         print(f"oserver: error: {e}", file=sys.stderr)
         return 1
     if args.test_config:
+        try:
+            load_mounts(config)  # imports the mounted code here, as each worker will
+        except MountError as e:
+            print(f"oserver: error: {e}", file=sys.stderr)
+            return 1
         print(f"oserver: configuration {args.config or '(defaults and flags)'} is OK")
         return 0
     if args.signal:

@@ -9,6 +9,7 @@ import grp
 import ipaddress
 import os
 import pwd
+import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ class ConfigError(Exception):
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# "package.module:callable" (gunicorn's APP_MODULE form); the attribute may be dotted (module:app.wsgi)
+MOUNT_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
 
 
@@ -67,6 +70,12 @@ class Config:
     cache_max_age: int = option(-1, "Cache-Control max-age for files in seconds; -1 sends no Cache-Control",
                                 check=lambda v: v >= -1, unit="s")
     cache_max_age_by_ext: dict = option({}, "per-extension max-age overrides, e.g. {css = 86400}")
+    # mounted code
+    mount: dict = option({}, "URL prefix -> Python callable answering under it, e.g. {\"/api\" = \"app:handle\"}: "
+                         "a handler(request) or a WSGI app(environ, start_response), imported in each worker")
+    python_path: tuple = option((), "directories put on sys.path (before the current one) to import mounts from")
+    health_path: str = option("/healthz", "URL path answering 200 while the worker loop runs (liveness probe); "
+                              "empty disables it")
     # processes
     workers: int = option(os.cpu_count() or 1, f"number of worker processes (at most {MAX_WORKERS})",
                           check=lambda v: 0 < v <= MAX_WORKERS)
@@ -87,8 +96,8 @@ class Config:
     max_request_line: int = option(8192, "longest request line (then 414)", check=positive, unit="bytes")
     max_header_bytes: int = option(16384, "largest request head (then 431)", check=positive, unit="bytes")
     max_header_fields: int = option(100, "most header fields in a request (then 431)", check=positive)
-    max_body_bytes: int = option(1048576, "largest request body read and discarded (then 413)",
-                                 check=non_negative, unit="bytes")
+    max_body_bytes: int = option(1048576, "largest request body (then 413): held in memory for a mounted "
+                                 "handler, read and discarded for a static file", check=non_negative, unit="bytes")
     max_connections: int = option(10000, "connections per worker; when full the worker stops accepting",
                                   check=positive)
     max_ranges: int = option(16, "most ranges served in one multipart response", check=positive)
@@ -185,8 +194,11 @@ def validate(config):
     for ext, age in config.cache_max_age_by_ext.items():
         if not isinstance(age, int) or isinstance(age, bool) or age < 0:
             raise ConfigError(f"cache_max_age_by_ext: invalid max-age {age!r} for {ext!r}")
-    if config.status_path and not config.status_path.startswith("/"):
-        raise ConfigError(f"status_path: {config.status_path!r} must start with /")
+    for name in ("status_path", "health_path"):
+        path = getattr(config, name)
+        if path and not path.startswith("/"):
+            raise ConfigError(f"{name}: {path!r} must start with /")
+    check_mounts(config.mount)
     try:
         check_access_format(config.access_log_format)
     except ValueError as e:
@@ -196,6 +208,19 @@ def validate(config):
     if not config.bind:
         raise ConfigError("bind: at least one address is needed")
     check_account(config.user, config.group)
+
+
+def check_mounts(mounts):
+    """Each mount is a prefix ("/api") and a "module:callable" name; importing them is the workers' job."""
+    seen = set()
+    for prefix, spec in mounts.items():
+        if not prefix.startswith("/") or not set(prefix).isdisjoint("?#%") or "//" in prefix:
+            raise ConfigError(f"mount: {prefix!r} must be a plain URL path prefix starting with /")
+        if not isinstance(spec, str) or MOUNT_SPEC.fullmatch(spec) is None:
+            raise ConfigError(f"mount: {prefix}: expected \"module:callable\", got {spec!r}")
+        if prefix.rstrip("/") in seen:
+            raise ConfigError(f"mount: {prefix!r} is mounted twice")
+        seen.add(prefix.rstrip("/"))
 
 
 def check_writable(name, path):

@@ -1,14 +1,19 @@
-"""One client connection: bytes in -> parsed requests -> queued replies -> send / sendfile out.
+"""One client connection: bytes in -> parsed requests (and bodies) -> queued replies -> send / sendfile out.
 
-Owns the connection's input buffer, its output queue, keep-alive and pipelining. It asks http.py to parse
-and its worker (static files, status page) to decide; it tells the worker which timer applies to it.
+Owns the connection's input buffer, its output queue, keep-alive and pipelining. It asks http.py to parse,
+body.py to frame request bodies and its worker (static files, status page, mounted handlers) to decide; it
+tells the worker which timer applies to it.
 """
 
 import os
 import socket
+import time
 
-from oserver.http import (ERROR_BODIES, HttpError, check_incomplete_head, find_head, parse_request_head, response_head,
-                          skip_empty_lines)
+from oserver.body import request_body
+from oserver.handlers import HandlerBody, HandlerReply
+from oserver.http import (CONTINUE, ERROR_BODIES, HttpError, check_incomplete_head, find_head, parse_request_head,
+                          response_head, skip_empty_lines)
+from oserver.mounts import Route
 from oserver.static import FileSpan, error_reply
 
 RECV_SIZE = 65536
@@ -35,8 +40,8 @@ class Exchange:
 
 
 class Connection:
-    __slots__ = ("worker", "sock", "fd", "address", "inbuf", "out", "discard", "closing", "writing", "sent",
-                 "timer", "closed", "registered")
+    __slots__ = ("worker", "sock", "fd", "address", "inbuf", "out", "body", "mounted", "closing", "writing",
+                 "sent", "timer", "closed", "registered")
 
     def __init__(self, worker, sock, address):
         self.worker = worker
@@ -44,8 +49,9 @@ class Connection:
         self.fd = sock.fileno()
         self.address = address
         self.inbuf = b""
-        self.out = []  # bytes / FileSpan / Exchange; a list, not a deque: short, and 10x smaller when idle
-        self.discard = 0  # request body bytes still to read and drop
+        self.out = []  # bytes / FileSpan / HandlerBody / Exchange; a list, not a deque: 10x smaller when idle
+        self.body = None  # the request body being received (kept for a mounted handler, else dropped)
+        self.mounted = None  # (request, route, interim bytes sent) of a mounted request awaiting its body
         self.closing = False  # close once the queued replies are sent
         self.writing = False  # registered for EPOLLOUT (output blocked) instead of EPOLLIN
         self.sent = 0  # bytes sent of the reply at the head of the queue
@@ -81,7 +87,7 @@ class Connection:
             if not more:
                 break
         # a partial head, or a body still to come, is timed by header_timeout: trickling it never resets the clock
-        self.worker.wait_for_request(self, bool(self.inbuf or self.discard))
+        self.worker.wait_for_request(self, bool(self.inbuf) or self.body is not None)
 
     # ------------------------------------------------------------ input
 
@@ -91,8 +97,9 @@ class Connection:
         while self.inbuf and not self.closing:
             if len(self.out) >= PIPELINE_DEPTH:
                 return True
-            if self.discard:
-                self.drop_body()
+            if self.body is not None:
+                if not self.receive_body():
+                    return False
                 continue
             buf = self.inbuf
             end = buf.find(b"\r\n\r\n")
@@ -105,11 +112,19 @@ class Connection:
                 else:
                     self.inbuf = buf[end + 4:]
                 reply = worker.respond(self, request)
+                mounted = reply.__class__ is Route
+                interim = self.expect_continue(request) if mounted and request.content_length else 0
             except HttpError as error:
                 self.reject(error, buf)
                 return False
-            self.discard = request.content_length
-            self.queue_reply(request, reply)
+            if request.content_length:
+                self.body = request_body(request.content_length, worker.config.max_body_bytes, mounted)
+            if not mounted:
+                self.queue_reply(request, reply)
+                continue
+            self.mounted = (request, reply, interim)
+            if self.body is None:
+                self.answer_mounted(b"")
         return False
 
     def parse_head(self, buf):
@@ -135,22 +150,65 @@ class Connection:
             PARSED_HEADS[head] = request
         return request
 
-    def drop_body(self):
-        n = min(self.discard, len(self.inbuf))
-        self.inbuf = self.inbuf[n:]
-        self.discard -= n
+    def expect_continue(self, request):
+        """RFC 9110 10.1.1: a mounted request asking for "100-continue" gets it before its body is read (the
+        bytes queued are returned); HTTP/1.0 ignores Expect, any other expectation is refused with 417."""
+        expect = request.headers.get("expect")
+        if expect is None or request.version == "HTTP/1.0":
+            return 0
+        if expect.lower() != "100-continue":
+            raise HttpError(417, "unsupported expectation")
+        if self.inbuf:  # the body is already on its way
+            return 0
+        self.out.append(CONTINUE)
+        return len(CONTINUE)
 
-    def reject(self, error, received):
+    def receive_body(self):
+        """Take the request body's bytes from the input; True once it is whole (a mounted request is then
+        answered). Broken framing or too large a body is refused (400/413) and the connection closed; a
+        static reply, already queued, is sent first."""
+        body = self.body
+        try:
+            self.inbuf = body.feed(self.inbuf)
+        except HttpError as error:
+            self.body = None
+            mounted, self.mounted = self.mounted, None
+            if mounted is None:
+                self.closing = True
+            else:
+                self.reject(error, mounted[0].line, mounted[2])
+            return False
+        if body.done:
+            self.body = None
+            if self.mounted is not None:
+                self.answer_mounted(body.data())
+            return True
+        return False
+
+    def answer_mounted(self, body):
+        request, route, interim = self.mounted
+        self.mounted = None
+        worker = self.worker
+        self.queue_reply(request, worker.call_handler(self, request, route, body), interim=interim)
+        worker.now = time.monotonic()  # the reply is timed from before the handler ran; the rest from now
+
+    def reject(self, error, received, interim=0):
         """Answer a request that could not be parsed, then close: its framing can no longer be trusted.
         `received` holds the bytes the request began with, for the access log."""
         self.worker.log_rejected(self, error)
-        self.queue_reply(None, error_reply(error.status), received)
+        self.queue_reply(None, error_reply(error.status), received, interim)
 
     # ------------------------------------------------------------ output
 
-    def queue_reply(self, request, reply, received=None):
+    def queue_reply(self, request, reply, received=None, interim=0):
+        """Queue a reply's head, body parts and Exchange marker; `interim` counts bytes of a 100 Continue sent
+        ahead of it."""
         keep_alive = request is not None and request.keep_alive and not self.worker.draining
-        head = response_head(reply.status, reply.fields, keep_alive)
+        if reply.__class__ is HandlerReply:
+            keep_alive = keep_alive and reply.keep_alive
+            head = response_head(reply.status, reply.fields, keep_alive, reply.line)
+        else:
+            head = response_head(reply.status, reply.fields, keep_alive)
         out = self.out
         body = reply.body
         if not body or (request is not None and request.method == "HEAD"):
@@ -160,7 +218,7 @@ class Connection:
         else:
             out.append(head)
             out.extend(body)
-        out.append(Exchange(request, reply.status, len(head), self.worker.now, received))
+        out.append(Exchange(request, reply.status, len(head) + interim, self.worker.now, received))
         if not keep_alive:
             self.closing = True
 
@@ -203,10 +261,23 @@ class Connection:
                     del out[0]
                 elif quota <= 0:
                     return self.wait_for_output()
-            else:
+            elif kind is Exchange:
                 del out[0]
                 self.worker.exchange_done(self, item, self.sent - item.head_bytes)
                 self.sent = 0
+            else:  # a handler's body, produced as the client takes it
+                if quota <= 0:
+                    return self.wait_for_output()
+                part = item.next_part()
+                if part is None:
+                    del out[0]
+                    item.close()
+                elif part is False:
+                    return self.close()
+                else:
+                    out.insert(0, part)
+                    if part.__class__ is bytes:
+                        quota -= len(part)
         if self.writing:
             self.writing = False
             self.worker.watch_input(self)
@@ -220,15 +291,23 @@ class Connection:
         return False
 
     def expire_head(self):
-        """The request head did not arrive within header_timeout: 408, then close."""
-        self.reject(HttpError(408, "request head not received in time"), self.inbuf)
+        """The request head or body did not arrive within header_timeout: 408, then close. A static request
+        whose body is still being read and dropped was answered already: it is only closed."""
+        if self.body is not None and self.mounted is None:
+            return self.close()
+        mounted, self.mounted = self.mounted, None
+        error = HttpError(408, "request not received in time")
+        if mounted is None:
+            self.reject(error, self.inbuf)
+        else:
+            self.reject(error, mounted[0].line, mounted[2])
         if self.flush():
             self.close()
 
     def fail(self):
         """A bug surfaced while handling this connection: answer 500 if nothing was sent yet, then close."""
         if self.sent == 0 and not self.closed:
-            self.out.clear()
+            self.drop_output()
             try:
                 self.sock.send(response_head(500, error_reply(500).fields, False) + ERROR_BODIES[500])
             except OSError:
@@ -239,14 +318,21 @@ class Connection:
         if self.closed:
             return False
         self.closed = True
-        for item in self.out:
-            if item.__class__ is Exchange:  # an unfinished reply: logged with what was actually sent
-                self.worker.exchange_done(self, item, max(self.sent - item.head_bytes, 0), aborted=True)
-                self.sent = 0
-        self.out.clear()
+        self.drop_output()
         self.worker.forget(self)
         try:
             self.sock.close()
         except OSError:
             pass
         return False
+
+    def drop_output(self):
+        """Forget the queued output: unfinished replies are logged with what was actually sent, and handler
+        bodies closed."""
+        for item in self.out:
+            if item.__class__ is Exchange:
+                self.worker.exchange_done(self, item, max(self.sent - item.head_bytes, 0), aborted=True)
+                self.sent = 0
+            elif isinstance(item, HandlerBody):
+                item.close()
+        self.out.clear()

@@ -31,6 +31,7 @@ REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\
 # spaces); the OWS is stripped from the value afterwards.
 FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):([\t\x20-\x7e\x80-\xff]*)")
 OWS = b" \t"
+OWS_TEXT = " \t"
 # RFC 9112 2.2: the head ends at the first empty line; a bare LF is accepted as a line terminator.
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 # RFC 9112 2.2: empty lines (CRLF or bare LF) before the request line are ignored; a bare CR is not one.
@@ -45,6 +46,7 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 HOST_VALUE = re.compile(r"(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]*)?")
 
 METHODS_SERVED = ("GET", "HEAD")
+CHUNKED = -1  # Request.content_length of a body sent with Transfer-Encoding: chunked (RFC 9112 7.1)
 
 
 class Request:
@@ -173,12 +175,22 @@ def wants_keep_alive(version, headers):
     return "keep-alive" in tokens and "close" not in tokens
 
 
-def body_length(headers):
-    """The request body's length (RFC 9112 6.3); a Transfer-Encoding is refused, never guessed at."""
-    if "transfer-encoding" in headers:
-        # RFC 9112 6.1: a server that does not decode a transfer coding must not read on; with a
-        # Content-Length too it is a smuggling attempt (RFC 9112 6.3 item 3). Either way: 400 and close.
-        raise HttpError(400, "Transfer-Encoding is not accepted")
+def body_length(version, headers):
+    """The request body's length (RFC 9112 6.3), or CHUNKED; framing that cannot be trusted is refused."""
+    coding = headers.get("transfer-encoding")
+    if coding is not None:
+        # RFC 9112 6.3 item 3: with a Content-Length too it is a smuggling attempt; RFC 9112 6.1: an HTTP/1.0
+        # message with a transfer coding has faulty framing. Either way: 400 and close.
+        if "content-length" in headers:
+            raise HttpError(400, "both Transfer-Encoding and Content-Length")
+        if version == "HTTP/1.0":
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        codings = [c.strip(OWS_TEXT).lower() for c in coding.split(",")]
+        if codings == ["chunked"]:
+            return CHUNKED
+        if "chunked" in codings[:-1] or not all(codings):  # RFC 9112 6.1: chunked once, and last
+            raise HttpError(400, "invalid Transfer-Encoding")
+        raise HttpError(501, "transfer coding not implemented")  # RFC 9112 6.1: gzip, compress, ...
     value = headers.get("content-length")
     if value is None:
         return 0
@@ -200,20 +212,24 @@ def parse_request_head(head, max_request_line=8192, max_header_fields=100):
         raise HttpError(400, "invalid Host header")
     path, query = split_target(method, target)
     return Request(method, target, path, query, version, headers, wants_keep_alive(version, headers),
-                   body_length(headers), lines[0])
+                   body_length(version, headers), lines[0])
 
 
 # ---------------------------------------------------------------- responses
 
 REASONS = {
-    200: "OK", 206: "Partial Content", 301: "Moved Permanently", 304: "Not Modified", 400: "Bad Request",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    412: "Precondition Failed", 413: "Content Too Large", 414: "URI Too Long",
-    416: "Range Not Satisfiable", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+    100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 206: "Partial Content",
+    301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect",
+    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
+    413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
+    417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 }
 SERVER_FIELD = f"Server: oserver/{__version__}\r\n".encode()
 STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in REASONS.items()}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 15.2.1: the interim answer to Expect: 100-continue
 CONNECTION_FIELDS = {True: b"Connection: keep-alive\r\n\r\n", False: b"Connection: close\r\n\r\n"}
 ALLOW_FIELD = b"Allow: GET, HEAD\r\n"
 
@@ -243,9 +259,11 @@ def http_date(timestamp):
     return formatdate(timestamp, usegmt=True)
 
 
-def response_head(status, fields, keep_alive):
-    """A whole response head: status line, Server, Date, the given field bytes, Connection, blank line."""
-    return b"".join((STATUS_LINES[status], SERVER_FIELD, DATE.current(), fields, CONNECTION_FIELDS[keep_alive]))
+def response_head(status, fields, keep_alive, line=None):
+    """A whole response head: status line (`line`, or the standard one), Server, Date, the given field bytes,
+    Connection, blank line."""
+    return b"".join((line or STATUS_LINES[status], SERVER_FIELD, DATE.current(), fields,
+                     CONNECTION_FIELDS[keep_alive]))
 
 
 def error_body(status):

@@ -27,6 +27,7 @@ except ImportError:  # titles are a convenience for `ps`; serving does not depen
 from oserver import systemd
 from oserver.config import MAX_WORKERS, ConfigError, build_config
 from oserver.logs import AccessLog, reopen_error_log, setup_error_log
+from oserver.mounts import MountError
 from oserver.stats import SharedStats
 from oserver.worker import Worker, format_address
 
@@ -35,6 +36,7 @@ LOOP_TIMEOUT = 1.0  # seconds between supervision passes when no signal arrives
 FAST_STOP_TIMEOUT = 5.0  # seconds TERM/INT wait for workers before SIGKILL
 READY_TIMEOUT = 10.0  # seconds a new generation has to come up
 READY_POLL = 0.01  # seconds between looks at the stats slots while a generation comes up
+MOUNT_LOAD_FAILED = 3  # a worker's exit code when the mounted code does not import (gunicorn's boot error)
 QUICK_DEATH = 2.0  # a worker dying sooner than this after its start counts as a failed start
 FIRST_BACKOFF = 0.2  # seconds before the start after a first failed one; doubles with each further failure
 MAX_BACKOFF = 30.0
@@ -94,6 +96,7 @@ class Master:
         self.next_spawn = 0.0  # no worker is started before this (monotonic): the backoff
         self.pid = os.getpid()
         self.pid_file = None  # the pidfile this master wrote (a reload does not move it)
+        self.exit_code = 0
 
     # ------------------------------------------------------------ life cycle
 
@@ -109,6 +112,8 @@ class Master:
                           ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
             self.log.info("access log %s, log level %s, status page %s", self.config.access_log,
                           self.config.log_level, self.config.status_path or "off")
+            for prefix, spec in self.config.mount.items():
+                self.log.info("mount %s -> %s (imported by each worker)", prefix, spec)
             self.warn_about_unused_user()
             raise_open_file_limit(self.config.max_connections)
             self.start_first_generation()
@@ -117,12 +122,18 @@ class Master:
         finally:
             self.remove_pidfile()
         self.log.info("master %d exits", self.pid)
-        return 0
+        return self.exit_code
 
     def start_first_generation(self):
-        """Start the workers; systemd hears READY=1 once they serve (or have failed, then backoff goes on)."""
+        """Start the workers; systemd hears READY=1 once they serve (or have failed, then backoff goes on).
+        Mounted code that does not import stops the server: no retry would fix it."""
         self.manage_workers()
-        if not self.wait_until_up(list(self.workers.values())):
+        workers = list(self.workers.values())
+        if not self.wait_until_up(workers):
+            if any(w.exit_code == MOUNT_LOAD_FAILED for w in workers):
+                self.log.error("the mounted code did not load (see the lines above); stopping")
+                self.exit_code = 1
+                return self.stop("fast")
             self.log.error("not every worker came up (see the lines above); retrying with backoff")
         systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
 
@@ -410,7 +421,12 @@ class Master:
         set_parent_death_signal(signal.SIGTERM)  # after the privilege drop, which clears it
         if os.getppid() != self.pid:  # the master died before the line above
             return 1
-        worker = Worker(config, list(listeners.values()), self.stats.slots[slot], self.generation, access_log)
+        try:
+            worker = Worker(config, list(listeners.values()), self.stats.slots[slot], self.generation, access_log)
+        except MountError as e:
+            self.log.error("worker %d: %s\n%s", os.getpid(), e, "".join(traceback.format_exception(e.__cause__))
+                           if e.__cause__ else "")
+            return MOUNT_LOAD_FAILED
         return worker.run()
 
     def free_slot(self):

@@ -1,5 +1,6 @@
 """The live status page: server totals, each worker's numbers and the most requested paths, as JSON or as
-the Prometheus text exposition format (0.0.4), for the client addresses status_allow lists.
+the Prometheus text exposition format (0.0.4), for the client addresses status_allow lists; and the
+liveness probe (health_path).
 
 Pure: it turns a stats snapshot and a parsed request into a Reply; it never touches sockets.
 """
@@ -156,3 +157,14 @@ class StatusPage:
         body = render(status_document(self.slot.snapshot(), os.getpid()))
         fields = f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nCache-Control: no-store\r\n"
         return Reply(200, fields.encode(), (body,))
+
+
+HEALTH_BODY = b"ok\n"
+HEALTH_FIELDS = b"Content-Type: text/plain\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % len(HEALTH_BODY)
+
+
+def health_reply(request):
+    """The liveness probe (health_path): 200 "ok" from any worker whose loop answers, for any client."""
+    if request.method not in METHODS_SERVED:
+        return error_reply(405, ALLOW_FIELD)
+    return Reply(200, HEALTH_FIELDS, (HEALTH_BODY,))

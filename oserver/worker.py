@@ -18,9 +18,11 @@ from collections import OrderedDict
 
 from oserver.balance import BALANCE_SLACK, AcceptBalance
 from oserver.connection import Connection
+from oserver.handlers import HandlerRequest, run_handler
 from oserver.logs import reopen_error_log
+from oserver.mounts import load_mounts
 from oserver.static import StaticFiles
-from oserver.status import StatusPage
+from oserver.status import StatusPage, health_reply
 
 ACCEPT_BATCH = 64
 POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
@@ -60,6 +62,8 @@ class Worker:
         self.static = StaticFiles(config)
         self.status_path = config.status_path  # "" (off) never equals a request path
         self.status = StatusPage(config, stats_slot)
+        self.health_path = config.health_path
+        self.mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
         self.connections = {}
         self.epoll = None
         self.accepting = False
@@ -236,10 +240,23 @@ class Worker:
     # ------------------------------------------------------------ connection callbacks
 
     def respond(self, conn, request):
-        if request.path == self.status_path:
+        """The Reply for a request, or the Route of the mounted handler that answers it once its body is in."""
+        path = request.path
+        if path == self.status_path:
             reply = self.status.respond(request, conn.address)
+        elif path == self.health_path:
+            reply = health_reply(request)
+        elif self.mounts is not None and (route := self.mounts.route(path)) is not None:
+            return route
         else:
             reply = self.static.respond(request)
+        self.slot.count_request(reply.status, path)
+        return reply
+
+    def call_handler(self, conn, request, route, body):
+        """A mounted handler's Reply. It runs inline: until it returns, this worker serves nobody else."""
+        handler_request = HandlerRequest(request, route, conn.address, conn.sock.getsockname(), body)
+        reply = run_handler(route.mount.handler, request, handler_request)
         self.slot.count_request(reply.status, request.path)
         return reply
 

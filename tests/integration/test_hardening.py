@@ -187,7 +187,8 @@ STRICT_VIOLATIONS = {
     "content-length-list": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\nA",
     "conflicting-content-lengths": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nAB",
     "absurd-content-length": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999999999999999\r\n\r\n",
-    "transfer-encoding-chunked": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "transfer-encoding-not-ending-in-chunked":
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
     "transfer-encoding-with-content-length":
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "transfer-encoding-in-http10": b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -200,6 +201,27 @@ STRICT_VIOLATIONS = {
 def test_strict_violation_is_400_then_closed_and_the_next_client_is_served(shared, data):
     assert_refused_and_closed(*send_raw(shared, data + FOLLOW_UP), 400)
     assert_serves_normally(shared)
+
+
+def test_chunked_body_sent_to_a_static_path_is_read_past_and_the_next_request_served(shared):
+    chunked = b"POST /httptest/readme.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" \
+              b"5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"
+    response, closed = send_raw(shared, chunked + request_bytes("GET", README, headers=["Host: x", "Connection: close"]))
+    assert status_of(response) == 405
+    assert response.split(b"HTTP/1.1 ")[2].startswith(b"200 OK")
+    assert response.endswith(fixture_bytes("readme.txt")) and closed
+
+
+def test_broken_chunked_body_on_a_static_path_closes_the_connection_after_the_reply(shared):
+    broken = b"POST /httptest/readme.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    response, closed = send_raw(shared, broken + FOLLOW_UP)
+    assert status_of(response) == 405
+    assert response.count(b"HTTP/1.1 ") == 1 and closed
+
+
+def test_unknown_transfer_coding_is_501_then_closed(shared):
+    unknown = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    assert_refused_and_closed(*send_raw(shared, unknown + FOLLOW_UP), 501)
 
 
 RFC_TOLERATED = {

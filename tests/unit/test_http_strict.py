@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oserver.http import (REASONS, HttpError, Request, check_incomplete_head, find_head, parse_request_head,
+from oserver.http import (CHUNKED, REASONS, HttpError, Request, check_incomplete_head, find_head, parse_request_head,
                           skip_empty_lines)
 
 MAX_REQUEST_LINE = 8192
@@ -182,9 +182,20 @@ def test_absurd_content_length_is_refused():
     assert_refused_with_400(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 19)
 
 
-@pytest.mark.parametrize("coding", [b"chunked", b"gzip, chunked", b"identity", b""])
-def test_transfer_encoding_is_refused(coding):
+@pytest.mark.parametrize("coding", [b"chunked", b"Chunked", b" chunked "])
+def test_chunked_transfer_encoding_is_a_chunked_body(coding):
+    request = parse_request_head(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding)
+    assert request.content_length == CHUNKED
+
+
+@pytest.mark.parametrize("coding", [b"", b"chunked, gzip", b"chunked, chunked", b"gzip,,chunked"])
+def test_transfer_encoding_not_ending_in_one_chunked_is_refused(coding):
     assert_refused_with_400(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding)
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"identity", b"gzip"])
+def test_transfer_coding_other_than_chunked_is_not_implemented(coding):
+    assert refusal(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding).status == 501
 
 
 def test_transfer_encoding_with_content_length_is_refused():

@@ -1,0 +1,130 @@
+"""Sans-IO request bodies: Content-Length (RFC 9112 6.2) and chunked (RFC 9112 7.1) framing.
+
+A body reader is fed the connection's buffered bytes and hands back what belongs to the next request; it
+keeps the body (for a mounted handler) or drops it (a static request's body is read only to keep framing).
+Bytes in, bytes out: no sockets here. Malformed framing raises HttpError(400), an oversized body 413.
+"""
+
+import re
+
+from oserver.http import CHUNKED, HttpError
+
+# RFC 9112 7.1: chunk-size = 1*HEXDIG, then chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS
+# chunk-ext-val ] ), both ignored here but checked to be visible text; the line ends with CRLF (or a bare LF).
+CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[\t ]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
+# RFC 9112 7.1.2: trailer-section = *( field-line CRLF ), then the final CRLF; trailers are read, not used.
+TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r?\n")
+END_OF_LINE = re.compile(rb"\r?\n")
+MAX_SIZE_LINE = 1024  # a chunk-size line with extensions longer than this is an attack, not a client
+MAX_TRAILER_BYTES = 8192
+
+
+class FixedBody:
+    """A body of a known length (Content-Length)."""
+
+    __slots__ = ("remaining", "parts")
+
+    def __init__(self, length, keep):
+        self.remaining = length
+        self.parts = [] if keep else None
+
+    @property
+    def done(self):
+        return self.remaining == 0
+
+    def feed(self, buf):
+        """Take this body's bytes from the front of `buf`; returns the rest."""
+        n = min(self.remaining, len(buf))
+        if self.parts is not None and n:
+            self.parts.append(buf[:n])
+        self.remaining -= n
+        return buf[n:]
+
+    def data(self):
+        return b"".join(self.parts)
+
+
+class ChunkedBody:
+    """A chunked body (RFC 9112 7.1), decoded; more than `limit` bytes of data is refused with 413."""
+
+    __slots__ = ("state", "remaining", "parts", "size", "limit", "trailer_bytes")
+
+    def __init__(self, limit, keep):
+        self.state = self.read_size
+        self.remaining = 0  # data bytes left in the current chunk
+        self.parts = [] if keep else None
+        self.size = 0  # data bytes received so far
+        self.limit = limit
+        self.trailer_bytes = 0
+
+    @property
+    def done(self):
+        return self.state is None
+
+    def feed(self, buf):
+        """Decode as much of `buf` as belongs to this body; returns the rest (the next request, if any)."""
+        while buf and self.state is not None:
+            rest = self.state(buf)
+            if rest is None:  # an incomplete line: wait for more bytes
+                break
+            buf = rest
+        return buf
+
+    def data(self):
+        return b"".join(self.parts)
+
+    def read_size(self, buf):
+        m = CHUNK_SIZE_LINE.match(buf)
+        if m is None:
+            if b"\n" in buf[:MAX_SIZE_LINE] or len(buf) > MAX_SIZE_LINE:
+                raise HttpError(400, "malformed chunk size line")
+            return None
+        size = int(m[1], 16)
+        self.size += size
+        if self.size > self.limit:
+            raise HttpError(413, "request body too large")
+        self.remaining = size
+        self.state = self.read_data if size else self.read_trailer
+        return buf[m.end():]
+
+    def read_data(self, buf):
+        n = min(self.remaining, len(buf))
+        if self.parts is not None:
+            self.parts.append(buf[:n])
+        self.remaining -= n
+        if self.remaining == 0:
+            self.state = self.read_data_end
+        return buf[n:]
+
+    def read_data_end(self, buf):
+        """RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF."""
+        m = END_OF_LINE.match(buf)
+        if m is None:
+            if buf[:1] != b"\r" or len(buf) > 1:
+                raise HttpError(400, "chunk data not followed by CRLF")
+            return None
+        self.state = self.read_size
+        return buf[m.end():]
+
+    def read_trailer(self, buf):
+        m = END_OF_LINE.match(buf)
+        if m is not None:  # the empty line that ends the message
+            self.state = None
+            return buf[m.end():]
+        m = TRAILER_LINE.match(buf)
+        if m is None:
+            if b"\n" in buf or len(buf) > MAX_TRAILER_BYTES:
+                raise HttpError(400, "malformed trailer field")
+            return None
+        self.trailer_bytes += m.end()
+        if self.trailer_bytes > MAX_TRAILER_BYTES:
+            raise HttpError(431, "trailer section too large")
+        return buf[m.end():]
+
+
+def request_body(content_length, limit, keep):
+    """The reader for a request's body: `content_length` is its length, or CHUNKED."""
+    if content_length == CHUNKED:
+        return ChunkedBody(limit, keep)
+    return FixedBody(content_length, keep)
+

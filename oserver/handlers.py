@@ -1,0 +1,249 @@
+"""The handler API: what mounted code receives (HandlerRequest) and how what it returns becomes a reply.
+
+A handler is `handler(request) -> (status, headers, body)`; the body is bytes, an iterable of bytes (pulled
+as the client takes it: framed with Content-Length, chunked, or by closing) or a binary file (sendfile).
+This module checks and frames a handler's answer; it never touches sockets and never runs the handler's
+own failures past the worker: a handler that raises answers 500, its traceback goes to the error log.
+"""
+
+import io
+import logging
+import os
+import re
+import stat
+import traceback
+
+from oserver.http import ERROR_BODIES, REASONS, TOKEN, error_fields
+from oserver.static import FileSpan, Reply
+
+STATUS = re.compile(r"([2-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")  # RFC 9112 4: status-code [SP reason]
+FIELD_NAME = re.compile(TOKEN.decode())
+FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110 5.5: no CR, LF, NUL or other CTL
+CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+# Framing belongs to the server (RFC 9110 7.6.1, PEP 3333 "hop-by-hop"); Date and Server it sends itself.
+SERVER_OWNED_FIELDS = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+                                 "trailer", "upgrade", "date", "server", "content-length"))
+NO_BODY_STATUSES = (204, 304)  # RFC 9110 15.3.5, 15.4.5
+LAST_CHUNK = b"0\r\n\r\n"
+
+log = logging.getLogger("oserver.handlers")
+
+
+class HandlerRequest:
+    """The request a handler receives. `path` is the decoded, normalised URL path; `script_name` the mount
+    prefix it matched and `path_info` the rest; `query` the raw query string; `headers` lower-case names;
+    `client` and `server` are (host, port); `body` a binary file-like reader holding the whole request body."""
+
+    __slots__ = ("method", "target", "path", "script_name", "path_info", "query", "version", "headers",
+                 "client", "server", "body")
+
+    def __init__(self, request, route, client, server, body):
+        self.method = request.method
+        self.target = request.target
+        self.path = route.path
+        self.script_name = route.mount.prefix
+        self.path_info = route.path_info
+        self.query = request.query
+        self.version = request.version
+        self.headers = request.headers
+        self.client = client
+        self.server = server
+        self.body = io.BytesIO(body)
+
+    def __repr__(self):
+        return f"<HandlerRequest {self.method} {self.target}>"
+
+
+class HandlerReply(Reply):
+    """A handler's reply: a Reply with its own status line and, when its framing needs it, no keep-alive."""
+
+    __slots__ = ("line", "keep_alive")
+
+    def __init__(self, status, fields, body, line, keep_alive):
+        super().__init__(status, fields, body)
+        self.line = line
+        self.keep_alive = keep_alive
+
+
+class HandlerBody:
+    """A body produced as the client takes it: `next_part()` gives bytes or a FileSpan, None at the end, or
+    False when the connection must be closed (the body broke the length it promised); `close()` is called
+    however the response ends."""
+
+    __slots__ = ()
+
+
+class StreamedBody(HandlerBody):
+    """An iterable body: chunked (RFC 9112 7.1) when its length is unknown, else cut at its Content-Length."""
+
+    __slots__ = ("iterable", "chunks", "remaining", "chunked")
+
+    def __init__(self, iterable, length, chunked):
+        self.iterable = iterable
+        self.chunks = iter(iterable)
+        self.remaining = length  # bytes still owed under a Content-Length, or None
+        self.chunked = chunked
+
+    def next_part(self):
+        if self.chunks is None:
+            return None
+        for chunk in self.chunks:
+            if chunk.__class__ is not bytes:
+                chunk = body_bytes(chunk)
+            if not chunk:
+                continue
+            if self.chunked:
+                return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+            if self.remaining is None:
+                return chunk
+            if len(chunk) >= self.remaining:
+                if len(chunk) > self.remaining:
+                    log.warning("handler body longer than its Content-Length: cut at %d bytes", self.remaining)
+                self.chunks = None
+                return chunk[:self.remaining]
+            self.remaining -= len(chunk)
+            return chunk
+        self.chunks = None
+        if self.remaining:
+            log.warning("handler body %d bytes shorter than its Content-Length: connection closed", self.remaining)
+            return False
+        return LAST_CHUNK if self.chunked else None
+
+    def close(self):
+        self.chunks = None
+        close_quietly(self.iterable)
+
+
+class FileBody(HandlerBody):
+    """`count` bytes of a handler's file from `offset`, sent with sendfile, then the file is closed."""
+
+    __slots__ = ("file", "span")
+
+    def __init__(self, file, offset, count):
+        self.file = file
+        self.span = FileSpan(file, offset, count)
+
+    def next_part(self):
+        span, self.span = self.span, None
+        return span
+
+    def close(self):
+        close_quietly(self.file)
+
+
+def close_quietly(body):
+    """PEP 3333: a body's close() is called however the response ends; its failure is only logged."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.error("error closing a handler body:\n%s", traceback.format_exc())
+
+
+def run_handler(handler, request, handler_request):
+    """The reply of a handler to a request; 500 when the handler raises or answers something invalid."""
+    try:
+        return handler_reply(request, handler(handler_request))
+    except Exception:
+        log.error("handler error on %s %s:\n%s", request.method, request.target, traceback.format_exc())
+        return HandlerReply(500, error_fields(500), (ERROR_BODIES[500],), None, True)
+
+
+def handler_reply(request, result):
+    """Check and frame what a handler returned: (status, headers, body)."""
+    status, headers, body = result
+    code, line = status_line(status)
+    fields, length, keep_alive = header_fields(headers)
+    if request.method == "HEAD" or code in NO_BODY_STATUSES:
+        close_quietly(body)
+        if code == 204:
+            return HandlerReply(code, fields, (), line, keep_alive)
+        if length is None and isinstance(body, (bytes, bytearray, memoryview)):
+            length = len(body)
+        return HandlerReply(code, with_length(fields, length), (), line, keep_alive)
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        data = body_bytes(body)
+        return HandlerReply(code, with_length(fields, len(data)), (data,) if data else (), line, keep_alive)
+    if isinstance(body, (list, tuple)):
+        data = b"".join(map(body_bytes, body))
+        return HandlerReply(code, with_length(fields, len(data)), (data,) if data else (), line, keep_alive)
+    file = regular_file(body)
+    if file is not None:
+        offset = file.tell()
+        count = max(os.fstat(file.fileno()).st_size - offset, 0)
+        if length is not None:
+            count = min(count, length)
+        return HandlerReply(code, with_length(fields, count), (FileBody(file, offset, count),), line, keep_alive)
+    chunked = length is None and request.version == "HTTP/1.1"
+    if chunked:
+        fields += b"Transfer-Encoding: chunked\r\n"
+    elif length is None:  # an HTTP/1.0 client: the end of the body is the end of the connection
+        keep_alive = False
+    else:
+        fields = with_length(fields, length)
+    return HandlerReply(code, fields, (StreamedBody(body, length, chunked),), line, keep_alive)
+
+
+def status_line(status):
+    """(code, status line bytes) from an int or a "404 Not Found" string; the line is None when standard."""
+    if isinstance(status, int) and not isinstance(status, bool):
+        if not 200 <= status <= 599:
+            raise ValueError(f"invalid status {status!r}")
+        return status, None if status in REASONS else b"HTTP/1.1 %d Unknown\r\n" % status
+    m = STATUS.fullmatch(status) if isinstance(status, str) else None
+    if m is None:
+        raise ValueError(f"invalid status {status!r}")
+    code, reason = int(m[1]), m[2] or ""
+    if REASONS.get(code) == reason:
+        return code, None
+    return code, f"HTTP/1.1 {code} {reason}\r\n".encode("latin-1")
+
+
+def header_fields(headers):
+    """(field bytes, declared Content-Length or None, keep-alive allowed) from a dict or (name, value) pairs.
+    Framing and hop-by-hop fields are the server's: dropped, though "Connection: close" is honoured."""
+    items = headers.items() if isinstance(headers, dict) else headers
+    lines = []
+    length = None
+    keep_alive = True
+    for name, value in items:
+        if not isinstance(value, str):
+            value = str(value) if isinstance(value, int) else value
+        if not isinstance(name, str) or not isinstance(value, str) or FIELD_NAME.fullmatch(name) is None \
+                or FIELD_VALUE.fullmatch(value) is None:
+            raise ValueError(f"invalid header field {name!r}: {value!r}")
+        lower = name.lower()
+        if lower in SERVER_OWNED_FIELDS:
+            if lower == "content-length":
+                if CONTENT_LENGTH.fullmatch(value.strip()) is None:
+                    raise ValueError(f"invalid Content-Length {value!r}")
+                length = int(value)
+            elif lower == "connection" and "close" in value.lower():
+                keep_alive = False
+            continue
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1"), length, keep_alive
+
+
+def with_length(fields, length):
+    return fields if length is None else fields + b"Content-Length: %d\r\n" % length
+
+
+def body_bytes(chunk):
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"handler body parts must be bytes, not {type(chunk).__name__}")
+
+
+def regular_file(body):
+    """`body` if it is a binary file open on a regular file (sent with sendfile), else None."""
+    if not isinstance(body, io.IOBase) or isinstance(body, io.TextIOBase):
+        return None
+    try:
+        fd = body.fileno()
+    except (OSError, ValueError):
+        return None
+    return body if stat.S_ISREG(os.fstat(fd).st_mode) else None
