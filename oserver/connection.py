@@ -291,10 +291,7 @@ class Connection:
         return False
 
     def expire_head(self):
-        """The request head or body did not arrive within header_timeout: 408, then close. A static request
-        whose body is still being read and dropped was answered already: it is only closed."""
-        if self.body is not None and self.mounted is None:
-            return self.close()
+        """The request head or body did not arrive within header_timeout: 408, then close."""
         mounted, self.mounted = self.mounted, None
         error = HttpError(408, "request not received in time")
         if mounted is None:
