@@ -9,7 +9,7 @@ RUN_ROOT := .run/www
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: run test unit integration bench bench-ab-full bench-profile scale install clean
+.PHONY: run test unit integration bench bench-ab-full bench-profile bench-mounts scale install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench-ab-full: $(VENV)/.installed $(BENCH_VENV)/.installed
 bench-profile: $(VENV)/.installed $(BENCH_VENV)/.installed
 	sh bench/install.sh
 	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.profiling
+
+# CPU-bound vs I/O-bound mounted handlers (conf/examples) at 1, 2 and 4 workers: writes bench/mounts.md.
+bench-mounts: $(VENV)/.installed
+	sh bench/install.sh
+	$(PY) -m bench.mounts
 
 # Scale check (issue 8): 1..1000 downloads of a 100 GB sparse file, then 10,000 idle connections, on its own
 # loopback server; prints Markdown tables and the goals met (SCALE_ARGS="--url ... --root ..." targets another).
