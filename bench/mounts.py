@@ -21,10 +21,6 @@ from bench.scale import proc_cpu_seconds
 
 WORKER_COUNTS = (1, 2, 4)
 CONNECTIONS = 16  # enough for four workers to each hold several requests waiting on I/O
-# Every request on a new connection, accepted by whichever worker is free: a burst of keep-alive connections
-# can all land on one worker (accept balancing lets a worker hold BALANCE_SLACK more than a peer), which then
-# serves them alone.
-CLOSE_HEADER = "Connection: close"
 ROUNDS = 3
 RUN_SECONDS = 3  # one wrk run
 WARMUP_SECONDS = 1
@@ -132,15 +128,10 @@ def workers_cpu_seconds(server):
         return sum(proc_cpu_seconds(int(pid)) for pid in f.read().split())
 
 
-def wrk_argv(url, seconds):
-    """The bench's wrk command line with a new connection for every request."""
-    argv = loadgen.wrk_command(url, CONNECTIONS, seconds)
-    argv[-1:-1] = ["-H", CLOSE_HEADER]
-    return argv
-
-
 def run_wrk(url, seconds):
-    return loadgen.run_tool(wrk_argv(url, seconds), loadgen.parse_wrk, seconds + loadgen.TOOL_GRACE)
+    """One keep-alive wrk run (a server with mounts shares the connections one for one between its workers)."""
+    argv = loadgen.wrk_command(url, CONNECTIONS, seconds)
+    return loadgen.run_tool(argv, loadgen.parse_wrk, seconds + loadgen.TOOL_GRACE)
 
 
 def warm_up(started):
@@ -268,9 +259,8 @@ def markdown(run):
         f"{load[0]:.1f} at the start, {load[1]:.1f} at the end; {machine['wrk']}",
         f"- OServer ({run.revision}): `httpd.py -w N --python-path conf/examples --mount {MOUNTS[0]} "
         f"--mount {MOUNTS[1]}`, N = {', '.join(map(str, table))}, all {len(table)} running side by side on loopback.",
-        f"- Load: `wrk -t{loadgen.WRK_THREADS} -c{CONNECTIONS} -d{seconds}s -H '{CLOSE_HEADER}'` (a new connection "
-        f"per request, taken by whichever worker is free; with keep-alive a burst of {CONNECTIONS} connections can all "
-        f"land on one worker, which then serves them alone), {run.rounds} rounds, each round "
+        f"- Load: `wrk -t{loadgen.WRK_THREADS} -c{CONNECTIONS} -d{seconds}s` (keep-alive connections, which a server "
+        f"with mounts shares one for one between its workers), {run.rounds} rounds, each round "
         f"visiting every server and path in turn after a {WARMUP_SECONDS} s warm-up. Each req/s cell is the median "
         "over the rounds, (min-max) beside it; speedup is that median over the one-worker median; workers' CPU is "
         "the CPU seconds all the server's workers used per second of a run (from /proc), median over the rounds.",

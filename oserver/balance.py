@@ -6,13 +6,16 @@ of taken by whichever worker happens to run. Reads the peers' connection counts 
 """
 
 BALANCE_SLACK = 64  # connections a worker may hold above its least loaded peer (at least one accept batch)
+# With mounted code a request may hold its worker for milliseconds: connections are shared one for one.
+MOUNTED_BALANCE_SLACK = 1
 PEER_SILENCE = 1.0  # seconds: a peer whose heartbeat is older may be stuck and is not counted on to accept
 
 
 class AcceptBalance:
-    def __init__(self, slot, generation):
+    def __init__(self, slot, generation, slack=BALANCE_SLACK):
         self.slot = slot
         self.generation = generation
+        self.slack = slack
         self.peers = ()
 
     def find_peers(self, now):
@@ -22,8 +25,8 @@ class AcceptBalance:
                            now - slot.last_heartbeat < PEER_SILENCE and slot.read()["generation"] == self.generation)
 
     def over_share(self, connections, now):
-        """True when `connections` exceeds the least loaded fresh peer's count by more than BALANCE_SLACK."""
-        if connections <= BALANCE_SLACK:
+        """True when `connections` exceeds the least loaded fresh peer's count by more than the slack."""
+        if connections <= self.slack:
             return False
         least = None
         for slot in self.peers:
@@ -32,4 +35,4 @@ class AcceptBalance:
                 count = data["active"] + data["idle"]
                 if least is None or count < least:
                     least = count
-        return least is not None and connections > least + BALANCE_SLACK
+        return least is not None and connections > least + self.slack

@@ -16,7 +16,10 @@ import time
 import traceback
 from collections import OrderedDict
 
-from oserver.balance import BALANCE_SLACK, AcceptBalance
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+
+from oserver.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, AcceptBalance
 from oserver.connection import Connection
 from oserver.handlers import HandlerRequest, run_handler
 from oserver.logs import reopen_error_log
@@ -25,6 +28,7 @@ from oserver.static import StaticFiles
 from oserver.status import StatusPage, health_reply
 
 ACCEPT_BATCH = 64
+SHARED_LISTENER = EPOLLIN | select.EPOLLEXCLUSIVE  # static files: one new connection wakes one worker
 POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
 TICK_INTERVAL = 0.25  # seconds between timer / heartbeat / parent checks
 ACCEPT_PAUSE = 0.5  # seconds without accepting after running out of file descriptors
@@ -34,8 +38,6 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP,
                   signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
 
-EPOLLIN = select.EPOLLIN
-EPOLLOUT = select.EPOLLOUT
 
 
 class TimerQueue(OrderedDict):
@@ -64,12 +66,18 @@ class Worker:
         self.status = StatusPage(config, stats_slot)
         self.health_path = config.health_path
         self.mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
+        # A mounted handler may hold this worker for a while: then every worker is woken for each new
+        # connection (no EPOLLEXCLUSIVE), accepts one at a time and leaves the next to a peer holding fewer,
+        # as keep-alive clients stay with the worker that accepted them. Static files are taken in batches.
+        mounted = self.mounts is not None
+        self.listen_events = EPOLLIN if mounted else SHARED_LISTENER
+        self.accept_limit = 1 if mounted else ACCEPT_BATCH
         self.connections = {}
         self.epoll = None
         self.accepting = False
         self.accept_paused_until = 0.0
         self.out_of_descriptors = False  # accept() hit EMFILE/ENFILE and has not since found the backlog empty
-        self.balance = AcceptBalance(stats_slot, generation)
+        self.balance = AcceptBalance(stats_slot, generation, MOUNTED_BALANCE_SLACK if mounted else BALANCE_SLACK)
         self.deferred = False  # accepting was left to the peers: the next batch is accepted whatever they hold
         self.poll_timeout = POLL_TIMEOUT
         self.draining = False
@@ -160,7 +168,7 @@ class Worker:
         if self.is_full():
             return
         for fd in self.listeners:
-            self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
+            self.epoll.register(fd, self.listen_events)
         self.accepting = True
 
     def stop_accepting(self):
@@ -187,7 +195,8 @@ class Worker:
             self.deferred = False  # whatever the peers report, this batch goes ahead: accepting never stalls
         elif not self.draining and self.balance.over_share(len(self.connections), self.now):
             return self.defer_accepting()
-        for accepted in range(ACCEPT_BATCH):
+        accepted = 0
+        for _ in range(self.accept_limit):
             if self.is_full():
                 return self.stop_accepting()
             try:
@@ -202,6 +211,7 @@ class Worker:
                     return self.pause_accepting(e)
                 continue  # ECONNABORTED and friends: that client is gone, the next may not be
             sock.setblocking(False)
+            accepted += 1
             if self.debug:
                 self.log.debug("%s: accepted", format_address(address))
             conn = Connection(self, sock, address)
@@ -214,8 +224,9 @@ class Worker:
             if not conn.closed and not conn.registered:
                 self.register(conn)
         if accepted:
-            self.yield_accept_turn(listener)
-            if len(self.connections) > BALANCE_SLACK:  # peers weigh this worker by its published count
+            if self.listen_events == SHARED_LISTENER:
+                self.yield_accept_turn(listener)
+            if len(self.connections) > self.balance.slack:  # peers weigh this worker by its published count
                 self.slot.heartbeat(len(self.connections), len(self.idle_timers))
 
     def yield_accept_turn(self, listener):
@@ -225,7 +236,7 @@ class Worker:
         still queued is not missed."""
         fd = listener.fileno()
         self.epoll.unregister(fd)
-        self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
+        self.epoll.register(fd, SHARED_LISTENER)
 
     def defer_accepting(self):
         """Clearly more connections than a peer: leave the listener to the peers for BALANCE_PAUSE (on a

@@ -616,3 +616,35 @@ def test_config_check_with_a_bad_mount_exits_1_naming_it(docroot):
 def test_config_check_imports_good_mounts_and_exits_0(docroot):
     result = run_httpd("-t", "-r", docroot, "--python-path", MOUNTAPPS, *mount_flags(MOUNTS))
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- sharing connections between workers
+
+BURST = 16  # keep-alive clients connecting at once, as `wrk -c16` does
+
+
+def idle_per_worker(server):
+    """The idle keep-alive connections each worker reports on the status page, once they add up to BURST."""
+    workers = requests.get(server.url + STATUS_PATH, timeout=SOCKET_TIMEOUT).json()["workers"]
+    counts = sorted(worker["idle"] for worker in workers)
+    return counts if sum(counts) == BURST and len(counts) == 2 else None
+
+
+def test_burst_of_keep_alive_clients_is_shared_between_workers(tmp_path):
+    """A mounted handler may hold its worker: connections must not pile up on the one that woke first."""
+    server = start_mounted(tmp_path, ("--status-path", STATUS_PATH, "--mount", "/api=handlers:echo"), workers=2)
+    clients = []
+    try:
+        server.wait_ready()
+        wait_for(lambda: len(all_workers(server)) == 2, "both workers")
+        clients = [RawConnection(server) for _ in range(BURST)]
+        for client in clients:
+            client.send(request_bytes("GET", "/api/burst"))
+        for client in clients:
+            assert client.read_response().status == 200
+        counts = wait_for(lambda: idle_per_worker(server), "the idle connections on the status page")
+        assert counts[1] - counts[0] <= 2, f"connections split {counts}"
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()

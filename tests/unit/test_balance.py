@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from oserver.balance import BALANCE_SLACK, PEER_SILENCE, AcceptBalance
+from oserver.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, PEER_SILENCE, AcceptBalance
 from oserver.stats import SharedStats
 
 GENERATION = 1
@@ -72,3 +72,13 @@ def test_stopped_peer_does_not_count(stats):
     own = started(stats, 0, 0)
     started(stats, 1, 0).worker_stopped()
     assert balance_of(own).peers == ()
+
+
+
+def test_slack_of_one_shares_connections_one_for_one(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 3)
+    balance = AcceptBalance(own, GENERATION, slack=MOUNTED_BALANCE_SLACK)
+    balance.find_peers(time.monotonic())
+    assert not balance.over_share(4, time.monotonic())
+    assert balance.over_share(5, time.monotonic())

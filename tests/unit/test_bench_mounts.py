@@ -128,12 +128,6 @@ def test_io_handler_refuses_a_bad_wait(query):
     assert io_bound.handle(stub_request(query))[0] == 400
 
 
-def test_wrk_opens_a_new_connection_per_request():
-    argv = mounts.wrk_argv("http://127.0.0.1:1/cpu", 3)
-    assert argv[-3:] == ["-H", "Connection: close", "http://127.0.0.1:1/cpu"]
-    assert f"-c{mounts.CONNECTIONS}" in argv and "-d3s" in argv
-
-
 def test_report_names_the_core_count_and_holds_the_table():
     machine = {"date": "today", "cpu": "a CPU", "cores": 2, "kernel": "Linux", "wrk": "wrk 4"}
     run = mounts.Run(SCALED_AS_EXPECTED, machine, (0.1, 0.2), 12.4, 60.0, "commit abc", rounds=1, seconds=3)
