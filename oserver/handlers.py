@@ -45,7 +45,7 @@ class HandlerRequest:
         self.path_info = route.path_info
         self.query = request.query
         self.version = request.version
-        self.headers = request.headers
+        self.headers = dict(request.headers)  # a copy: the parsed head may be cached and reused
         self.client = client
         self.server = server
         self.body = io.BytesIO(body)
@@ -174,6 +174,9 @@ def handler_reply(request, result):
         count = max(os.fstat(file.fileno()).st_size - offset, 0)
         if length is not None:
             count = min(count, length)
+        if not count:  # nothing to send: sendfile would read 0 bytes, which means a truncated file
+            close_quietly(file)
+            return HandlerReply(code, with_length(fields, 0), (), line, keep_alive)
         return HandlerReply(code, with_length(fields, count), (FileBody(file, offset, count),), line, keep_alive)
     chunked = length is None and request.version == "HTTP/1.1"
     if chunked:

@@ -4,8 +4,10 @@ import io
 
 import pytest
 
-from oserver.handlers import FileBody, StreamedBody, handler_reply, header_fields, run_handler, status_line
+from oserver.handlers import (FileBody, HandlerRequest, StreamedBody, handler_reply, header_fields, run_handler,
+                              status_line)
 from oserver.http import Request
+from oserver.mounts import Mount, MountTable
 from oserver.static import FileSpan
 
 
@@ -178,3 +180,26 @@ def test_handler_exception_is_a_500_with_the_generic_page(caplog):
 
 def test_handler_answer_of_the_wrong_shape_is_a_500():
     assert run_handler(lambda handler_request: b"just bytes", request(), None).status == 500
+
+
+def test_empty_file_body_sends_no_body_and_closes_the_file(tmp_path):
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    file = open(path, "rb")
+    reply = handler_reply(request(), (200, {}, file))
+    assert reply.body == () and "Content-Length: 0\r\n" in fields_of(reply) and file.closed
+
+
+def test_handler_gets_its_own_copy_of_the_headers():
+    parsed = request()
+    parsed.headers["x-a"] = "1"
+    seen = []
+
+    def mutating(handler_request):
+        handler_request.headers.pop("x-a")
+        seen.append(handler_request)
+        return 200, {}, b""
+
+    route = MountTable([Mount("/api", "m:h", mutating, "handler")]).route("/api/x")
+    run_handler(mutating, parsed, HandlerRequest(parsed, route, ("c", 1), ("s", 2), b""))
+    assert seen and parsed.headers == {"x-a": "1"}
