@@ -112,20 +112,26 @@ class Connection:
                 else:
                     self.inbuf = buf[end + 4:]
                 reply = worker.respond(self, request)
-                mounted = reply.__class__ is Route
-                interim = self.expect_continue(request) if mounted and request.content_length else 0
+                if reply.__class__ is Route:
+                    self.start_mounted(request, reply)
+                    continue
             except HttpError as error:
                 self.reject(error, buf)
                 return False
-            if request.content_length:
-                self.body = request_body(request.content_length, worker.config.max_body_bytes, mounted)
-            if not mounted:
-                self.queue_reply(request, reply)
-                continue
-            self.mounted = (request, reply, interim)
-            if self.body is None:
-                self.answer_mounted(b"")
+            if request.content_length:  # read past it: the connection stays usable
+                self.body = request_body(request.content_length, worker.config.max_body_bytes, False)
+            self.queue_reply(request, reply)
         return False
+
+    def start_mounted(self, request, route):
+        """A request for mounted code: answered at once, or once its body is in (100 Continue sent first if
+        asked for)."""
+        if not request.content_length:
+            self.mounted = (request, route, 0)
+            return self.answer_mounted(b"")
+        interim = self.expect_continue(request)
+        self.body = request_body(request.content_length, self.worker.config.max_body_bytes, True)
+        self.mounted = (request, route, interim)
 
     def parse_head(self, buf):
         """Parse the head at the start of `buf` (consuming it), or None while it is still incomplete."""
