@@ -17,6 +17,7 @@ SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
 CLI_ONLY_IN_FILE = ("cache_max_age_by_ext",)  # a table: set it in the config file
 TABLE_FLAGS = {"mount": "PREFIX=MODULE:CALLABLE"}  # a table given as repeated KEY=VALUE flags
+METAVARS = {"python_path": "DIR"}
 
 DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 static-file server."
 EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Signals to the master: "
@@ -61,7 +62,7 @@ def build_parser():
             kwargs.update(action="append", type=table_entry, metavar=TABLE_FLAGS[name])
             kwargs["help"] = f.metadata["help"] + " (repeatable; replaces the config file's table)"
         elif f.type is tuple:
-            kwargs.update(action="append", metavar=name.upper().split("_")[0])
+            kwargs.update(action="append", metavar=METAVARS.get(name, name.upper().split("_")[0]))
         else:
             kwargs.update(type=f.type, metavar=name.upper().split("_")[-1] if f.type is str else "N")
         parser.add_argument(*flags, **kwargs)
