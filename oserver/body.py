@@ -19,21 +19,17 @@ MAX_SIZE_LINE = 1024  # a chunk-size line with extensions longer than this is an
 MAX_TRAILER_BYTES = 8192
 
 
-class FixedBody:
-    """A body of a known length (Content-Length)."""
+class BodyReader:
+    """What both framings share: `remaining` data bytes to take, kept in `parts` (or dropped when None)."""
 
     __slots__ = ("remaining", "parts")
 
-    def __init__(self, length, keep):
-        self.remaining = length
+    def __init__(self, remaining, keep):
+        self.remaining = remaining
         self.parts = [] if keep else None
 
-    @property
-    def done(self):
-        return self.remaining == 0
-
-    def feed(self, buf):
-        """Take this body's bytes from the front of `buf`; returns the rest."""
+    def take(self, buf):
+        """Take up to `remaining` data bytes from the front of `buf`; returns the rest."""
         n = min(self.remaining, len(buf))
         if self.parts is not None and n:
             self.parts.append(buf[:n])
@@ -44,15 +40,28 @@ class FixedBody:
         return b"".join(self.parts)
 
 
-class ChunkedBody:
+class FixedBody(BodyReader):
+    """A body of a known length (Content-Length)."""
+
+    __slots__ = ()
+
+    @property
+    def done(self):
+        return self.remaining == 0
+
+    def feed(self, buf):
+        """Take this body's bytes from the front of `buf`; returns the rest."""
+        return self.take(buf)
+
+
+class ChunkedBody(BodyReader):
     """A chunked body (RFC 9112 7.1), decoded; more than `limit` bytes of data is refused with 413."""
 
-    __slots__ = ("state", "remaining", "parts", "size", "limit", "trailer_bytes")
+    __slots__ = ("state", "size", "limit", "trailer_bytes")
 
     def __init__(self, limit, keep):
+        super().__init__(0, keep)  # `remaining`: data bytes left in the current chunk
         self.state = self.read_size
-        self.remaining = 0  # data bytes left in the current chunk
-        self.parts = [] if keep else None
         self.size = 0  # data bytes received so far
         self.limit = limit
         self.trailer_bytes = 0
@@ -70,9 +79,6 @@ class ChunkedBody:
             buf = rest
         return buf
 
-    def data(self):
-        return b"".join(self.parts)
-
     def read_size(self, buf):
         m = CHUNK_SIZE_LINE.match(buf)
         if m is None:
@@ -88,13 +94,10 @@ class ChunkedBody:
         return buf[m.end():]
 
     def read_data(self, buf):
-        n = min(self.remaining, len(buf))
-        if self.parts is not None:
-            self.parts.append(buf[:n])
-        self.remaining -= n
+        rest = self.take(buf)
         if self.remaining == 0:
             self.state = self.read_data_end
-        return buf[n:]
+        return rest
 
     def read_data_end(self, buf):
         """RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF."""

@@ -218,9 +218,14 @@ def check_mounts(mounts):
             raise ConfigError(f"mount: {prefix!r} must be a plain URL path prefix starting with /")
         if not isinstance(spec, str) or MOUNT_SPEC.fullmatch(spec) is None:
             raise ConfigError(f"mount: {prefix}: expected \"module:callable\", got {spec!r}")
-        if prefix.rstrip("/") in seen:
+        if mount_prefix(prefix) in seen:
             raise ConfigError(f"mount: {prefix!r} is mounted twice")
-        seen.add(prefix.rstrip("/"))
+        seen.add(mount_prefix(prefix))
+
+
+def mount_prefix(prefix):
+    """A configured prefix in matching form: "/api/" and "/api" are "/api", and "/" is ""."""
+    return prefix.rstrip("/")
 
 
 def check_writable(name, path):

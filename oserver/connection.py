@@ -178,11 +178,10 @@ class Connection:
             self.inbuf = body.feed(self.inbuf)
         except HttpError as error:
             self.body = None
-            mounted, self.mounted = self.mounted, None
-            if mounted is None:
+            if self.mounted is None:
                 self.closing = True
             else:
-                self.reject(error, mounted[0].line, mounted[2])
+                self.reject_pending(error, b"")
             return False
         if body.done:
             self.body = None
@@ -197,6 +196,15 @@ class Connection:
         worker = self.worker
         self.queue_reply(request, worker.call_handler(self, request, route, body), interim=interim)
         worker.now = time.monotonic()  # the reply is timed from before the handler ran; the rest from now
+
+    def reject_pending(self, error, received):
+        """reject() the request being received: a mounted one awaiting its body is logged by its request line
+        (and counts the 100 Continue it was sent); otherwise `received` holds what arrived."""
+        mounted, self.mounted = self.mounted, None
+        if mounted is None:
+            self.reject(error, received)
+        else:
+            self.reject(error, mounted[0].line, mounted[2])
 
     def reject(self, error, received, interim=0):
         """Answer a request that could not be parsed, then close: its framing can no longer be trusted.
@@ -298,12 +306,7 @@ class Connection:
 
     def expire_head(self):
         """The request head or body did not arrive within header_timeout: 408, then close."""
-        mounted, self.mounted = self.mounted, None
-        error = HttpError(408, "request not received in time")
-        if mounted is None:
-            self.reject(error, self.inbuf)
-        else:
-            self.reject(error, mounted[0].line, mounted[2])
+        self.reject_pending(HttpError(408, "request not received in time"), self.inbuf)
         if self.flush():
             self.close()
 

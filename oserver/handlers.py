@@ -13,13 +13,12 @@ import re
 import stat
 import traceback
 
-from oserver.http import ERROR_BODIES, REASONS, TOKEN, error_fields
+from oserver.http import CONTENT_LENGTH, ERROR_BODIES, REASONS, TOKEN, error_fields
 from oserver.static import FileSpan, Reply
 
 STATUS = re.compile(r"([2-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")  # RFC 9112 4: status-code [SP reason]
 FIELD_NAME = re.compile(TOKEN.decode())
 FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110 5.5: no CR, LF, NUL or other CTL
-CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 # Framing belongs to the server (RFC 9110 7.6.1, PEP 3333 "hop-by-hop"); Date and Server it sends itself.
 SERVER_OWNED_FIELDS = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
                                  "trailer", "upgrade", "date", "server", "content-length"))
@@ -131,14 +130,19 @@ class FileBody(HandlerBody):
         close_quietly(self.file)
 
 
-def close_quietly(body):
-    """PEP 3333: a body's close() is called however the response ends; its failure is only logged."""
-    close = getattr(body, "close", None)
+def close_if_closable(thing):
+    """PEP 3333: an iterable (or a file) with a close() method has it called, however the response ends."""
+    close = getattr(thing, "close", None)
     if close is not None:
-        try:
-            close()
-        except Exception:
-            log.error("error closing a handler body:\n%s", traceback.format_exc())
+        close()
+
+
+def close_quietly(body):
+    """close_if_closable(), its failure only logged: the response is over either way."""
+    try:
+        close_if_closable(body)
+    except Exception:
+        log.error("error closing a handler body:\n%s", traceback.format_exc())
 
 
 def run_handler(handler, request, handler_request):
@@ -162,11 +166,8 @@ def handler_reply(request, result):
         if length is None and isinstance(body, (bytes, bytearray, memoryview)):
             length = len(body)
         return HandlerReply(code, with_length(fields, length), (), line, keep_alive)
-    if isinstance(body, (bytes, bytearray, memoryview, str)):
-        data = body_bytes(body)
-        return HandlerReply(code, with_length(fields, len(data)), (data,) if data else (), line, keep_alive)
-    if isinstance(body, (list, tuple)):
-        data = b"".join(map(body_bytes, body))
+    if isinstance(body, (bytes, bytearray, memoryview, str, list, tuple)):
+        data = b"".join(map(body_bytes, body)) if isinstance(body, (list, tuple)) else body_bytes(body)
         return HandlerReply(code, with_length(fields, len(data)), (data,) if data else (), line, keep_alive)
     file = regular_file(body)
     if file is not None:

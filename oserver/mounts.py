@@ -10,6 +10,7 @@ import inspect
 import os
 import sys
 
+from oserver.config import mount_prefix
 from oserver.static import url_path_to_segments
 from oserver.wsgi import WsgiApp
 
@@ -71,11 +72,6 @@ class MountTable:
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                 return Route(mount, path, path[len(prefix):])
         return None
-
-
-def mount_prefix(prefix):
-    """A configured prefix in matching form: "/api/" and "/api" are "/api", and "/" is ""."""
-    return prefix.rstrip("/")
 
 
 def load_mounts(config):

@@ -16,9 +16,6 @@ import time
 import traceback
 from collections import OrderedDict
 
-EPOLLIN = select.EPOLLIN
-EPOLLOUT = select.EPOLLOUT
-
 from oserver.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, AcceptBalance
 from oserver.connection import Connection
 from oserver.handlers import HandlerRequest, run_handler
@@ -26,6 +23,9 @@ from oserver.logs import reopen_error_log
 from oserver.mounts import load_mounts
 from oserver.static import StaticFiles
 from oserver.status import StatusPage, health_reply
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
 
 ACCEPT_BATCH = 64
 SHARED_LISTENER = EPOLLIN | select.EPOLLEXCLUSIVE  # static files: one new connection wakes one worker
@@ -37,7 +37,6 @@ DRAIN_IDLE_GRACE = 2.0  # seconds a draining worker leaves idle keep-alive conne
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP,
                   signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
-
 
 
 class TimerQueue(OrderedDict):

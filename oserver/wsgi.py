@@ -8,7 +8,7 @@ The body is pulled as the client takes it; its close() is always called. No sock
 import logging
 
 from oserver import __version__
-from oserver.handlers import regular_file
+from oserver.handlers import close_if_closable, regular_file
 
 WSGI_VERSION = (1, 0)
 FILE_BLOCK_SIZE = 65536
@@ -48,9 +48,7 @@ class FileWrapper:
         return iter(lambda: self.filelike.read(self.block_size), b"")
 
     def close(self):
-        close = getattr(self.filelike, "close", None)
-        if close is not None:
-            close()
+        close_if_closable(self.filelike)
 
 
 class WsgiBody:
@@ -74,9 +72,7 @@ class WsgiBody:
         return next(self.chunks)
 
     def close(self):
-        close = getattr(self.iterable, "close", None)
-        if close is not None:
-            close()
+        close_if_closable(self.iterable)
 
 
 class StartResponse:
@@ -122,8 +118,7 @@ class WsgiApp:
             chunks = iter(iterable)
             first = first_chunk(chunks)  # a generator app may call start_response only now (PEP 3333)
         except BaseException:
-            if hasattr(iterable, "close"):
-                iterable.close()
+            close_if_closable(iterable)
             raise
         if start_response.status is None:
             raise RuntimeError("the WSGI application did not call start_response")
