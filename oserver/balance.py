@@ -9,6 +9,7 @@ BALANCE_SLACK = 64  # connections a worker may hold above its least loaded peer 
 # With mounted code a request may hold its worker for milliseconds: connections are shared one for one.
 MOUNTED_BALANCE_SLACK = 1
 PEER_SILENCE = 1.0  # seconds: a peer whose heartbeat is older may be stuck and is not counted on to accept
+PEER_LOOKUP_INTERVAL = 0.25  # seconds: with no peer known, accepting looks again at most this often
 
 
 class AcceptBalance:
@@ -17,10 +18,12 @@ class AcceptBalance:
         self.generation = generation
         self.slack = slack
         self.peers = ()
+        self.next_lookup = 0.0
 
     def find_peers(self, now):
         """The live workers of this generation but this one (looked up at every tick: peers come and go)."""
         own = self.slot
+        self.next_lookup = now + PEER_LOOKUP_INTERVAL
         self.peers = tuple(slot for slot in own.shared.slots if slot is not own and
                            now - slot.last_heartbeat < PEER_SILENCE and slot.read()["generation"] == self.generation)
 
@@ -28,6 +31,8 @@ class AcceptBalance:
         """True when `connections` exceeds the least loaded fresh peer's count by more than the slack."""
         if connections <= self.slack:
             return False
+        if not self.peers and now >= self.next_lookup:  # peers that started since the last tick count too
+            self.find_peers(now)
         least = None
         for slot in self.peers:
             data = slot.read()

@@ -15,6 +15,7 @@ import uuid
 import pytest
 import requests
 
+from oserver.worker import POLL_TIMEOUT
 from tests.conftest import REPO, Server, make_docroot
 from tests.integration.test_core import (SOCKET_TIMEOUT, RawConnection, fixture_bytes, get_once, request_bytes,
                                          run_httpd)
@@ -621,11 +622,24 @@ def test_config_check_imports_good_mounts_and_exits_0(docroot):
 # ---------------------------------------------------------------- sharing connections between workers
 
 BURST = 16  # keep-alive clients connecting at once, as `wrk -c16` does
+PEER_LOOKUP_SECONDS = 2 * POLL_TIMEOUT
+
+
+def status_workers(server):
+    """The workers the status page lists: those that announced themselves, serving."""
+    return requests.get(server.url + STATUS_PATH, timeout=SOCKET_TIMEOUT).json()["workers"]
+
+
+def peers_known(server):
+    """Both workers serve and have run long enough to have looked each other up: a worker does at each tick,
+    a poll timeout at most apart, and balancing weighs only the peers it knows."""
+    workers = status_workers(server)
+    return len(workers) == 2 and all(worker["uptime_seconds"] > PEER_LOOKUP_SECONDS for worker in workers)
 
 
 def idle_per_worker(server):
     """The idle keep-alive connections each worker reports on the status page, once they add up to BURST."""
-    workers = requests.get(server.url + STATUS_PATH, timeout=SOCKET_TIMEOUT).json()["workers"]
+    workers = status_workers(server)
     counts = sorted(worker["idle"] for worker in workers)
     return counts if sum(counts) == BURST and len(counts) == 2 else None
 
@@ -636,7 +650,7 @@ def test_burst_of_keep_alive_clients_is_shared_between_workers(tmp_path):
     clients = []
     try:
         server.wait_ready()
-        wait_for(lambda: len(all_workers(server)) == 2, "both workers")
+        wait_for(lambda: peers_known(server), "both workers to know each other")
         clients = [RawConnection(server) for _ in range(BURST)]
         for client in clients:
             client.send(request_bytes("GET", "/api/burst"))

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from oserver.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, PEER_SILENCE, AcceptBalance
+from oserver.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, PEER_LOOKUP_INTERVAL, PEER_SILENCE, AcceptBalance
 from oserver.stats import SharedStats
 
 GENERATION = 1
@@ -82,3 +82,10 @@ def test_slack_of_one_shares_connections_one_for_one(stats):
     balance.find_peers(time.monotonic())
     assert not balance.over_share(4, time.monotonic())
     assert balance.over_share(5, time.monotonic())
+
+
+def test_worker_knowing_no_peer_looks_again_when_it_must_decide(stats):
+    own = started(stats, 0, 0)
+    balance = balance_of(own)  # looked up alone: no peer yet
+    started(stats, 1, 0)  # a peer starts before the next tick
+    assert balance.over_share(BALANCE_SLACK + 1, time.monotonic() + PEER_LOOKUP_INTERVAL)
