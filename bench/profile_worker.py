@@ -23,7 +23,8 @@ def profiled(run):
 
 def main():
     sys.path.insert(0, os.environ.get("BENCH_OSERVER_DIR", REPO))
-    from oserver import cli, worker
+    from oserver import cli
+    from oserver.process import worker
     worker.Worker.run = profiled(worker.Worker.run)
     return cli.main(sys.argv[1:])
 

@@ -10,8 +10,8 @@ import sys
 from oserver import __version__
 from oserver.config import FIELDS, ConfigError, build_config
 from oserver.logs import setup_error_log
-from oserver.master import CONTROL_SIGNALS, Master, send_control_signal
-from oserver.mounts import MountError, load_mounts
+from oserver.apps.mounts import MountError, load_mounts
+from oserver.process.master import CONTROL_SIGNALS, Master, send_control_signal
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}

@@ -17,8 +17,8 @@ UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
 FIELD = re.compile(r"\$([a-z_0-9]+)")
 HEADER_FIELD_PREFIX = "http_"  # $http_user_agent: the User-Agent request header, as in nginx
 NUMBER_TEXTS_MAX = 4096
-REQUEST_CHUNKS_MAX = 1024  # requests whose log text is kept (parsed heads are reused: see connection.py)
-CACHED_HEAD_MAX = 2048  # about the head size above which connection.py parses every time: no reuse to await
+REQUEST_CHUNKS_MAX = 1024  # requests whose log text is kept (parsed heads are reused: see http/protocol.py)
+CACHED_HEAD_MAX = 2048  # about the head size above which http/protocol.py parses every time: no reuse to await
 MILLISECONDS = ["0.%03d" % ms for ms in range(1000)]
 ERROR_FORMAT = "%(asctime)s [%(levelname)s] %(process)d: %(message)s"
 TIME_LOCAL = "%d/%b/%Y:%H:%M:%S %z"
@@ -86,9 +86,9 @@ class LogClock:
 
 # Access log fields as Python expressions. Request fields depend on the request alone (its head is parsed
 # once and reused, so their escaped text is computed once per request head); line fields are computed for
-# every line. Names: request (ex.request, None when it was refused unparsed), ex (the Exchange), conn,
-# address (conn.address), n (body bytes sent), aborted, now (the worker's loop time), clock (LogClock),
-# numbers (NumberTexts).
+# every line. Names: request (ex.request, None when it was refused unparsed), ex (the Response, see
+# http/output.py), address (the client's), n (body bytes sent), aborted, now (the worker's loop time), clock
+# (LogClock), numbers (NumberTexts).
 REQUEST_FIELDS = {
     "request": "escape(request.line) if request is not None else rejected_request_line(ex.received)",
     "request_method": 'request.method if request is not None else "-"',
@@ -120,12 +120,10 @@ def request_chunks(request, ex):
         cache[request] = chunks
     return chunks
 
-def access(conn, ex, n, aborted):
-    now = conn.worker.now
+def access(address, now, ex, n, aborted):
     if now >= clock.expires:
         clock.update(now)
-{lookup}    address = conn.address
-    append({line})
+{lookup}    append({line})
     if len(buffer) >= ACCESS_FLUSH_LINES:
         flush()
 """
@@ -162,7 +160,7 @@ def check_access_format(fmt):
 
 
 def compile_access_format(fmt, buffer, flush):
-    """An access log format compiled into access(conn, exchange, body_bytes, aborted), which appends one
+    """An access log format compiled into access(address, now, response, body_bytes, aborted), which appends one
     line to `buffer` and calls flush() when it holds ACCESS_FLUSH_LINES. Like the class
     collections.namedtuple compiles, its source is generated: from the expressions of the fields named,
     never from the format's own text, which only appears as string literals. ValueError for an unknown field.
@@ -194,8 +192,31 @@ def compile_access_format(fmt, buffer, flush):
     return namespace["access"]
 
 
+class WriteFault:
+    """A log that cannot be written (a full disk: ENOSPC) is reported once when the fault starts, and once
+    when writing works again, with the count of what was dropped meanwhile: never once per write."""
+
+    def __init__(self, what, unit, report):
+        self.what = what
+        self.unit = unit  # what is counted as dropped: "lines", "records"
+        self.report = report  # report(format, *args): where the two lines go
+        self.dropped = 0
+
+    def failed(self, error, count):
+        if not self.dropped:
+            self.report("cannot write %s: %s; dropping %s until it works again", self.what,
+                        getattr(error, "strerror", None) or error,
+                        self.unit)
+        self.dropped += count
+
+    def recovered(self):
+        if self.dropped:
+            self.report("%s written again; %d %s were dropped", self.what, self.dropped, self.unit)
+            self.dropped = 0
+
+
 class AccessLog:
-    """The access log of one worker: `access(conn, exchange, body_bytes, aborted)` buffers a line (with
+    """The access log of one worker: `access(address, now, response, body_bytes, aborted)` buffers a line (with
     what was actually sent of the body); the buffer is written when full, on flush() (every worker tick)
     and at exit, and when the file is reopened (USR1)."""
 
@@ -204,19 +225,23 @@ class AccessLog:
         self.enabled = path != "off"
         self.buffer = []
         self.access = compile_access_format(fmt, self.buffer, self.flush)
+        self.fault = WriteFault(f"access log {path}", "lines", logging.getLogger("oserver").error)
         self.fd = None
         self.reopen()
 
     def flush(self):
         if not self.buffer:
             return
+        lines = len(self.buffer)
         data = "".join(self.buffer).encode("utf-8", "backslashreplace")
         self.buffer.clear()
         try:
             while data:
                 data = data[os.write(self.fd, data):]
         except OSError as e:
-            logging.getLogger("oserver").error("cannot write access log %s: %s", self.path, e.strerror)
+            self.fault.failed(e, lines)
+        else:
+            self.fault.recovered()
 
     def reopen(self):
         """Open the log file again (after logrotate moved it away): pending lines go to the old file first."""
@@ -240,6 +265,33 @@ class AccessLog:
         self.fd = fd
 
 
+class ErrorLogFile(logging.FileHandler):
+    """The error log's file: a write that fails (a full disk) is reported once on stderr, with the count of
+    records dropped once writing works again, instead of logging's traceback for every record."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.fault = WriteFault(f"error log {path}", "records", self.tell_stderr)
+        self.failing = False
+
+    def emit(self, record):
+        self.failing = False
+        super().emit(record)
+        if not self.failing:
+            self.fault.recovered()
+
+    def handleError(self, record):
+        self.failing = True
+        self.fault.failed(sys.exc_info()[1], 1)
+
+    @staticmethod
+    def tell_stderr(fmt, *args):
+        try:
+            sys.stderr.write("oserver: " + fmt % args + "\n")
+        except OSError:
+            pass
+
+
 def setup_error_log(path, level):
     """Point the `oserver` logger at stderr or a file, at the given level name."""
     logger = logging.getLogger("oserver")
@@ -247,7 +299,7 @@ def setup_error_log(path, level):
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    handler = logging.StreamHandler(sys.stderr) if path == "-" else logging.FileHandler(path)
+    handler = logging.StreamHandler(sys.stderr) if path == "-" else ErrorLogFile(path)
     handler.setFormatter(logging.Formatter(ERROR_FORMAT))
     logger.addHandler(handler)
     logger.propagate = False

@@ -12,8 +12,8 @@ import time
 from urllib.parse import parse_qs
 
 from oserver import __version__
-from oserver.http import ALLOW_FIELD, METHODS_SERVED
-from oserver.static import Reply, error_reply
+from oserver.http.parser import METHODS_SERVED
+from oserver.http.response import ALLOW_FIELD, Reply, error_reply
 
 JSON_TYPE = "application/json"
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -156,15 +156,16 @@ class StatusPage:
         render, content_type = RENDERERS[fmt]
         body = render(status_document(self.slot.snapshot(), os.getpid()))
         fields = f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nCache-Control: no-store\r\n"
-        return Reply(200, fields.encode(), (body,))
+        return Reply(200, fields.encode(), body)
 
 
 HEALTH_BODY = b"ok\n"
 HEALTH_FIELDS = b"Content-Type: text/plain\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % len(HEALTH_BODY)
+HEALTH_REPLY = Reply(200, HEALTH_FIELDS, HEALTH_BODY)
 
 
 def health_reply(request):
     """The liveness probe (health_path): 200 "ok" from any worker whose loop answers, for any client."""
     if request.method not in METHODS_SERVED:
         return error_reply(405, ALLOW_FIELD)
-    return Reply(200, HEALTH_FIELDS, (HEALTH_BODY,))
+    return HEALTH_REPLY

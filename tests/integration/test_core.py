@@ -5,6 +5,7 @@ library would tidy up, and every socket has a timeout so a hung connection fails
 """
 
 import email.utils
+import importlib.util
 import os
 import re
 import select
@@ -32,6 +33,8 @@ MAX_WORKER_RSS_KB = 64 * 1024
 DOWNLOAD_CHUNK = 1 << 20
 RSS_SAMPLE_EVERY = 16  # chunks between samples of the workers' VmRSS
 TRICKLE_INTERVAL = 0.25  # seconds between the empty lines a slow client sends
+needs_setproctitle = pytest.mark.skipif(importlib.util.find_spec("setproctitle") is None,
+                                        reason="process titles need setproctitle (requirements.txt)")
 
 
 # ---------------------------------------------------------------- helpers
@@ -183,13 +186,24 @@ def run_httpd(*args):
 
 # ---------------------------------------------------------------- process model
 
+@needs_setproctitle
 def test_master_title_shows_its_command_line(server):
     assert process_title(server.pid) == "oserver: master process " + " ".join(server.argv[1:])
 
 
+@needs_setproctitle
 def test_two_workers_run_with_the_worker_title(server):
     workers = two_workers(server)
     assert [process_title(pid) for pid in workers] == ["oserver: worker process"] * 2
+
+
+def test_without_setproctitle_the_server_serves_and_says_so_once(start_server, tmp_path):
+    hidden = tmp_path / "hide-setproctitle"
+    hidden.mkdir()
+    (hidden / "setproctitle.py").write_text('raise ImportError("hidden by the test")\n')
+    server = start_server(env={**os.environ, "PYTHONPATH": str(hidden)})
+    assert requests.get(server.url + "/httptest/dir2/", timeout=SOCKET_TIMEOUT).status_code == 200
+    assert server.log_text().count("setproctitle is not installed") == 1
 
 
 def test_sigterm_stops_master_and_workers_with_exit_0(server):

@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 
-from oserver.worker import POLL_TIMEOUT
+from oserver.process.worker import POLL_TIMEOUT
 from tests.conftest import REPO, Server, make_docroot
 from tests.integration.test_core import (SOCKET_TIMEOUT, RawConnection, fixture_bytes, get_once, request_bytes,
                                          run_httpd)

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from oserver.http import http_date
+from oserver.http.response import http_date
 
 TIMEOUT = 30
 TEXT = bytes(range(256)) * 4  # 1 KiB of every byte value: kept in memory by the server

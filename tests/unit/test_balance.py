@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from oserver.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, PEER_LOOKUP_INTERVAL, PEER_SILENCE, AcceptBalance
-from oserver.stats import SharedStats
+from oserver.process.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, PEER_LOOKUP_INTERVAL, PEER_SILENCE, AcceptBalance
+from oserver.process.stats import SharedStats
 
 GENERATION = 1
 

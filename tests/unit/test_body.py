@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oserver.body import ChunkedBody, FixedBody, request_body
-from oserver.http import CHUNKED, HttpError
+from oserver.http.body import ChunkedBody, FixedBody, request_body
+from oserver.http.parser import CHUNKED, HttpError
 
 LIMIT = 1 << 20
 NEXT_REQUEST = b"GET / HTTP/1.1\r\n"

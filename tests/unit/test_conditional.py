@@ -2,8 +2,8 @@
 
 import calendar
 
-from oserver.conditional import (NOT_MODIFIED, PRECONDITION_FAILED, PROCEED, entity_tags, evaluate_preconditions,
-                                 full_year, if_range_holds, parse_http_date)
+from oserver.files.conditional import (NOT_MODIFIED, PRECONDITION_FAILED, PROCEED, entity_tags, evaluate_preconditions,
+                                       full_year, if_range_holds, parse_http_date)
 
 NOV_6_1994 = calendar.timegm((1994, 11, 6, 8, 49, 37))
 ETAG = '"5f3e-20-1a"'

@@ -4,11 +4,11 @@ import io
 
 import pytest
 
-from oserver.handlers import (FileBody, HandlerRequest, StreamedBody, handler_reply, header_fields, run_handler,
-                              status_line)
-from oserver.http import Request
-from oserver.mounts import Mount, MountTable
-from oserver.static import FileSpan
+from oserver.apps.handlers import (FileBody, HandlerRequest, StreamedBody, handler_reply, header_fields, run_handler,
+                                   status_line)
+from oserver.apps.mounts import Mount, MountTable
+from oserver.http.output import SendFailed
+from oserver.http.parser import Request
 
 
 def request(method="GET", version="HTTP/1.1"):
@@ -20,11 +20,14 @@ def fields_of(reply):
 
 
 def drain(stream):
-    """Every part a streamed body gives until its end (None) or a forced close (False)."""
+    """Every part a streamed body gives until its end (None) or a forced close (False: SendFailed)."""
     parts = []
     while True:
-        part = stream.next_part()
-        if part is None or part is False:
+        try:
+            part = stream.next_part()
+        except SendFailed:
+            return parts, False
+        if part is None:
             return parts, part
         parts.append(part)
 
@@ -93,12 +96,12 @@ def test_invalid_header_field_is_refused(headers):
 
 def test_bytes_body_gets_its_content_length():
     reply = handler_reply(request(), (200, {"Content-Length": "99"}, b"hello"))
-    assert "Content-Length: 5\r\n" in fields_of(reply) and reply.body == (b"hello",)
+    assert "Content-Length: 5\r\n" in fields_of(reply) and reply.data == b"hello"
 
 
 def test_list_body_is_joined_with_a_content_length():
     reply = handler_reply(request(), (200, {}, [b"a", bytearray(b"b"), memoryview(b"c")]))
-    assert "Content-Length: 3\r\n" in fields_of(reply) and reply.body == (b"abc",)
+    assert "Content-Length: 3\r\n" in fields_of(reply) and reply.data == b"abc"
 
 
 def test_str_body_is_refused():
@@ -109,24 +112,24 @@ def test_str_body_is_refused():
 def test_iterable_body_without_length_is_chunked_for_http11():
     reply = handler_reply(request(), (200, {}, iter([b"ab", b"", b"cde"])))
     assert "Transfer-Encoding: chunked\r\n" in fields_of(reply) and reply.keep_alive
-    assert drain(reply.body[0]) == ([b"2\r\nab\r\n", b"3\r\ncde\r\n", b"0\r\n\r\n"], None)
+    assert drain(reply.parts[0]) == ([b"2\r\nab\r\n", b"3\r\ncde\r\n", b"0\r\n\r\n"], None)
 
 
 def test_iterable_body_without_length_ends_the_connection_for_http10():
     reply = handler_reply(request(version="HTTP/1.0"), (200, {}, iter([b"ab"])))
     assert "Transfer-Encoding" not in fields_of(reply) and not reply.keep_alive
-    assert drain(reply.body[0]) == ([b"ab"], None)
+    assert drain(reply.parts[0]) == ([b"ab"], None)
 
 
 def test_iterable_body_is_cut_at_its_content_length():
     reply = handler_reply(request(), (200, {"Content-Length": "3"}, iter([b"ab", b"cdef"])))
     assert "Content-Length: 3\r\n" in fields_of(reply)
-    assert drain(reply.body[0]) == ([b"ab", b"c"], None)
+    assert drain(reply.parts[0]) == ([b"ab", b"c"], None)
 
 
 def test_iterable_body_shorter_than_its_content_length_closes_the_connection():
     reply = handler_reply(request(), (200, {"Content-Length": "10"}, iter([b"abc"])))
-    assert drain(reply.body[0]) == ([b"abc"], False)
+    assert drain(reply.parts[0]) == ([b"abc"], False)
 
 
 def test_file_body_is_sent_from_its_position_with_sendfile(tmp_path):
@@ -135,35 +138,33 @@ def test_file_body_is_sent_from_its_position_with_sendfile(tmp_path):
     file = open(path, "rb")
     file.seek(4)
     reply = handler_reply(request(), (200, {}, file))
-    body = reply.body[0]
+    (body,) = reply.parts
     assert isinstance(body, FileBody) and "Content-Length: 6\r\n" in fields_of(reply)
-    span = body.next_part()
-    assert isinstance(span, FileSpan) and (span.offset, span.count) == (4, 6)
-    assert body.next_part() is None
+    assert (body.offset, body.count) == (4, 6)
     body.close()
     assert file.closed
 
 
 def test_in_memory_file_body_is_streamed():
     reply = handler_reply(request(), (200, {}, io.BytesIO(b"line1\nline2\n")))
-    assert isinstance(reply.body[0], StreamedBody)
+    assert isinstance(reply.parts[0], StreamedBody)
 
 
 def test_head_sends_no_body_but_keeps_the_length_and_closes_the_iterable():
     body = Closable([b"abc"])
     reply = handler_reply(request("HEAD"), (200, {"Content-Length": "3"}, body))
-    assert reply.body == () and "Content-Length: 3\r\n" in fields_of(reply) and body.closed
+    assert (reply.data, reply.parts) == (b"", ()) and "Content-Length: 3\r\n" in fields_of(reply) and body.closed
 
 
 def test_no_content_has_neither_body_nor_length():
     reply = handler_reply(request(), (204, {}, b"ignored"))
-    assert reply.body == () and "Content-Length" not in fields_of(reply)
+    assert (reply.data, reply.parts) == (b"", ()) and "Content-Length" not in fields_of(reply)
 
 
 def test_streamed_body_close_reaches_the_iterable():
     body = Closable([b"abc"])
     reply = handler_reply(request(), (200, {}, body))
-    reply.body[0].close()
+    reply.parts[0].close()
     assert body.closed
 
 
@@ -174,7 +175,7 @@ def test_handler_exception_is_a_500_with_the_generic_page(caplog):
         raise RuntimeError("secret detail")
 
     reply = run_handler(broken, request(), None)
-    assert reply.status == 500 and b"secret detail" not in reply.body[0]
+    assert reply.status == 500 and b"secret detail" not in reply.data
     assert "secret detail" in caplog.text
 
 
@@ -187,7 +188,7 @@ def test_empty_file_body_sends_no_body_and_closes_the_file(tmp_path):
     path.write_bytes(b"")
     file = open(path, "rb")
     reply = handler_reply(request(), (200, {}, file))
-    assert reply.body == () and "Content-Length: 0\r\n" in fields_of(reply) and file.closed
+    assert (reply.data, reply.parts) == (b"", ()) and "Content-Length: 0\r\n" in fields_of(reply) and file.closed
 
 
 def test_handler_gets_its_own_copy_of_the_headers():

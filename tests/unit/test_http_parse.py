@@ -10,8 +10,8 @@ import time
 import pytest
 
 from oserver import __version__
-from oserver.http import (DATE, ERROR_BODIES, HttpError, error_fields, find_head, http_date, parse_request_head,
-                          response_head, skip_empty_lines, wants_keep_alive)
+from oserver.http.parser import HttpError, find_head, parse_request_head, skip_empty_lines, wants_keep_alive
+from oserver.http.response import DATE, ERROR_BODIES, error_fields, http_date, response_head
 
 IMF_FIXDATE = re.compile(rb"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
                          rb"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")

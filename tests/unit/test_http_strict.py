@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oserver.http import (CHUNKED, REASONS, HttpError, Request, check_incomplete_head, find_head, parse_request_head,
-                          skip_empty_lines)
+from oserver.http.parser import (CHUNKED, HttpError, Request, check_head_limits, find_head, parse_request_head,
+                                 skip_empty_lines)
+from oserver.http.response import REASONS
 
 MAX_REQUEST_LINE = 8192
 MAX_HEADER_BYTES = 16384
@@ -251,19 +252,19 @@ def test_request_line_over_the_limit_is_414():
 
 def test_incomplete_request_line_over_the_limit_is_414():
     with pytest.raises(HttpError) as caught:
-        check_incomplete_head(b"GET /" + b"a" * MAX_REQUEST_LINE, MAX_REQUEST_LINE, MAX_HEADER_BYTES)
+        check_head_limits(b"GET /" + b"a" * MAX_REQUEST_LINE, MAX_REQUEST_LINE, MAX_HEADER_BYTES)
     assert caught.value.status == 414
 
 
 def test_incomplete_head_over_the_limit_is_431():
     buf = b"GET / HTTP/1.1\r\n" + b"X-A: aaaaaaaaaaaaaaaa\r\n" * (MAX_HEADER_BYTES // 20)
     with pytest.raises(HttpError) as caught:
-        check_incomplete_head(buf, MAX_REQUEST_LINE, MAX_HEADER_BYTES)
+        check_head_limits(buf, MAX_REQUEST_LINE, MAX_HEADER_BYTES)
     assert caught.value.status == 431
 
 
 def test_incomplete_head_within_the_limits_is_left_to_grow():
-    assert check_incomplete_head(b"GET / HTTP/1.1\r\nHost: x\r\n", MAX_REQUEST_LINE, MAX_HEADER_BYTES) is None
+    assert check_head_limits(b"GET / HTTP/1.1\r\nHost: x\r\n", MAX_REQUEST_LINE, MAX_HEADER_BYTES) is None
 
 
 def test_more_than_max_header_fields_is_431():
@@ -344,7 +345,7 @@ def test_find_head_returns_none_or_the_split_buffer(buf):
 @given(st.binary(max_size=512))
 def test_incomplete_head_check_only_ever_raises_http_error(buf):
     try:
-        check_incomplete_head(buf, 64, 256)
+        check_head_limits(buf, 64, 256)
     except HttpError as error:
         assert error.status in (414, 431)
 

@@ -7,10 +7,10 @@ import textwrap
 import pytest
 
 from oserver.config import build_config
-from oserver.handlers import HandlerRequest
-from oserver.http import HttpError, Request
-from oserver.mounts import Mount, MountError, MountTable, calling_convention, load_mounts
-from oserver.wsgi import FileWrapper, WsgiApp
+from oserver.apps.handlers import HandlerRequest
+from oserver.apps.mounts import Mount, MountError, MountTable, calling_convention, load_mounts
+from oserver.apps.wsgi import FileWrapper, WsgiApp
+from oserver.http.parser import HttpError, Request
 
 
 def table(*prefixes):

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from oserver.http import HttpError
-from oserver.static import DEFAULT_CONTENT_TYPE, content_type, url_path_to_segments
+from oserver.files.static import DEFAULT_CONTENT_TYPE, content_type, url_path_to_segments
+from oserver.http.parser import HttpError
 
 ROOT = "/srv/www"
 # Pieces an attacker combines: separators and dots, raw and percent-encoded, NUL, backslashes, odd escapes.

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oserver.ranges import UNSATISFIABLE, byte_ranges, content_range, multipart_layout, unsatisfied_range
+from oserver.files.ranges import UNSATISFIABLE, byte_ranges, content_range, multipart_layout, unsatisfied_range
 
 SIZE = 1000
 MAX_RANGES = 4

@@ -10,9 +10,10 @@ import re
 import pytest
 
 from oserver.config import Config
-from oserver.http import parse_request_head
-from oserver.listing import DirectoryEntry, listing_page
-from oserver.static import FileSpan, StaticFiles, preferred_codings
+from oserver.files.listing import DirectoryEntry, listing_page
+from oserver.files.static import StaticFiles, preferred_codings
+from oserver.http.output import FileSpan
+from oserver.http.parser import parse_request_head
 
 TEXT = b"0123456789abcdefghij"
 
@@ -88,26 +89,25 @@ def test_not_modified_reply_carries_validators_and_no_length(root):
     etag = field_lines(files.respond(request("/a.txt")))["ETag"]
     reply = files.respond(request("/a.txt", if_none_match=etag))
     fields = field_lines(reply)
-    assert (reply.status, reply.body) == (304, ())
+    assert (reply.status, reply.data, reply.parts) == (304, b"", ())
     assert fields["ETag"] == etag and "Last-Modified" in fields and "Content-Length" not in fields
 
 
 def test_single_range_of_a_large_file_is_a_file_span(root):
     reply = static_files(root, small_file_max=0).respond(request("/a.txt", range="bytes=5-9"))
-    (part,) = reply.body
+    (part,) = reply.parts
     assert (reply.status, part.__class__, part.offset, part.count) == (206, FileSpan, 5, 5)
 
 
 def test_multipart_of_a_large_file_sends_spans_between_part_heads(root):
     reply = static_files(root, small_file_max=0).respond(request("/a.txt", range="bytes=0-1,10-12"))
-    spans = [(part.offset, part.count) for part in reply.body if part.__class__ is FileSpan]
+    spans = [(part.offset, part.count) for part in reply.parts if part.__class__ is FileSpan]
     assert spans == [(0, 2), (10, 3)]
 
 
 def test_multipart_of_a_small_file_is_one_bytes_part(root):
     reply = static_files(root).respond(request("/a.txt", range="bytes=0-1,10-12"))
-    (body,) = reply.body
-    assert int(field_lines(reply)["Content-Length"]) == len(body)
+    assert reply.parts == () and int(field_lines(reply)["Content-Length"]) == len(reply.data)
 
 
 def test_range_is_ignored_on_head(root):

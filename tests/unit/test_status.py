@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from oserver.http import parse_request_head
-from oserver.stats import PATH_BYTES, PENDING_PATHS_MAX, TOP_PATHS, SharedStats
+from oserver.http.parser import parse_request_head
+from oserver.process.stats import PATH_BYTES, PENDING_PATHS_MAX, TOP_PATHS, SharedStats
 from oserver.status import (client_allowed, parse_networks, render_json, render_prometheus, requested_format,
                             status_document)
 

@@ -1,14 +1,13 @@
-"""Sans-IO HTTP/1.x: find and parse a request head in bytes, build response heads as bytes.
+"""Request heads: find one in bytes and parse it into a Request, or refuse it with an HttpError.
 
-Bytes in, a Request or an HttpError out. This module never touches sockets, files or processes; every
-rule names the RFC 9112 (message syntax) or RFC 9110 (semantics) section it comes from.
+Bytes in, a Request or an HttpError out; never touches sockets, files or processes. Every rule names the
+RFC 9112 (message syntax) or RFC 9110 (semantics) section it comes from; the grammar is in grammar.py.
 """
 
-import re
-import time
-from email.utils import formatdate
+from dataclasses import dataclass
 
-from oserver import __version__
+from oserver.http.grammar import (ABSOLUTE_FORM, CONTENT_LENGTH, FIELD_LINE, HEAD_END, HOST_VALUE,
+                                  LEADING_EMPTY_LINES, OWS, OWS_TEXT, REQUEST_LINE)
 
 
 class HttpError(Exception):
@@ -20,51 +19,25 @@ class HttpError(Exception):
         self.reason = reason
 
 
-# RFC 9110 5.6.2: token = 1*tchar
-TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-# RFC 9112 3: request-line = method SP request-target SP HTTP-version, exactly one SP between them.
-# The target is any run of visible octets (RFC 9112 3.2); obs-text is tolerated as nginx does.
-REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
-# RFC 9112 5: field-line = field-name ":" OWS field-value OWS, no whitespace before the colon;
-# RFC 9110 5.5: field-value is visible octets, SP, HTAB and obs-text; no CR, LF, NUL or other CTL.
-# One character class for OWS and value together keeps matching linear (no backtracking on long runs of
-# spaces); the OWS is stripped from the value afterwards.
-FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):([\t\x20-\x7e\x80-\xff]*)")
-OWS = b" \t"
-OWS_TEXT = " \t"
-# RFC 9112 2.2: the head ends at the first empty line; a bare LF is accepted as a line terminator.
-HEAD_END = re.compile(rb"\r?\n\r?\n")
-# RFC 9112 2.2: empty lines (CRLF or bare LF) before the request line are ignored; a bare CR is not one.
-LEADING_EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
-CR = ord("\r")
-# RFC 9112 3.2.2: absolute-form, request-target = absolute-URI (http or https here).
-ABSOLUTE_FORM = re.compile(r"[hH][tT][tT][pP][sS]?://([^/?#]*)(.*)", re.S)
-# RFC 9112 6.3: Content-Length = 1*DIGIT; more digits than this is an absurd length.
-CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
-# RFC 9110 7.2: Host = uri-host [ ":" port ]; RFC 3986 3.2.2: uri-host = IP-literal / IPv4address / reg-name,
-# reg-name = *( unreserved / pct-encoded / sub-delims ). No whitespace, slashes or userinfo.
-HOST_VALUE = re.compile(r"(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]*)?")
-
 METHODS_SERVED = ("GET", "HEAD")
 CHUNKED = -1  # Request.content_length of a body sent with Transfer-Encoding: chunked (RFC 9112 7.1)
+CR = ord("\r")
 
 
+@dataclass(slots=True, frozen=True, eq=False)
 class Request:
-    """One parsed request head. `path` is the raw (still percent-encoded) path, without the query."""
+    """One parsed request head. `path` is the raw (still percent-encoded) path, without the query; `line` the
+    request line as received. Frozen: a parsed head is cached and shared by every request that repeats it."""
 
-    __slots__ = ("method", "target", "path", "query", "version", "headers", "keep_alive", "content_length",
-                 "line")
-
-    def __init__(self, method, target, path, query, version, headers, keep_alive, content_length, line):
-        self.method = method
-        self.target = target
-        self.path = path
-        self.query = query
-        self.version = version
-        self.headers = headers
-        self.keep_alive = keep_alive
-        self.content_length = content_length
-        self.line = line
+    method: str
+    target: str
+    path: str | None
+    query: str
+    version: str
+    headers: dict
+    keep_alive: bool
+    content_length: int
+    line: bytes
 
 
 def skip_empty_lines(buf):
@@ -82,8 +55,9 @@ def find_head(buf):
     return buf[:m.start()], buf[m.end():]
 
 
-def check_incomplete_head(buf, max_request_line, max_header_bytes):
-    """Raise the limit error an incomplete head already deserves (414 or 431), so it cannot grow forever."""
+def check_head_limits(buf, max_request_line, max_header_bytes):
+    """Raise the limit error a head (whole, or the start of one) deserves: 414 for its request line first,
+    then 431 for its size; a partial head is checked as it grows, so it cannot grow forever."""
     newline = buf.find(b"\n")
     if (newline == -1 and len(buf) > max_request_line) or newline > max_request_line:
         raise HttpError(414, "request line too long")
@@ -215,66 +189,3 @@ def parse_request_head(head, max_request_line=8192, max_header_fields=100):
                    body_length(version, headers), lines[0])
 
 
-# ---------------------------------------------------------------- responses
-
-REASONS = {
-    100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 206: "Partial Content",
-    301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect",
-    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
-    413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
-    417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
-}
-SERVER_FIELD = f"Server: oserver/{__version__}\r\n".encode()
-STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in REASONS.items()}
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 15.2.1: the interim answer to Expect: 100-continue
-CONNECTION_FIELDS = {True: b"Connection: keep-alive\r\n\r\n", False: b"Connection: close\r\n\r\n"}
-ALLOW_FIELD = b"Allow: GET, HEAD\r\n"
-
-
-class DateField:
-    """The `Date:` field line (RFC 9110 6.6.1, IMF-fixdate), formatted at most once a second."""
-
-    __slots__ = ("second", "line")
-
-    def __init__(self):
-        self.second = -1
-        self.line = b""
-
-    def current(self):
-        now = int(time.time())
-        if now != self.second:
-            self.second = now
-            self.line = b"Date: " + http_date(now).encode() + b"\r\n"
-        return self.line
-
-
-DATE = DateField()
-
-
-def http_date(timestamp):
-    """An IMF-fixdate string, e.g. 'Sun, 06 Nov 1994 08:49:37 GMT'."""
-    return formatdate(timestamp, usegmt=True)
-
-
-def response_head(status, fields, keep_alive, line=None):
-    """A whole response head: status line (`line`, or the standard one), Server, Date, the given field bytes,
-    Connection, blank line."""
-    return b"".join((line or STATUS_LINES[status], SERVER_FIELD, DATE.current(), fields,
-                     CONNECTION_FIELDS[keep_alive]))
-
-
-def error_body(status):
-    title = f"{status} {REASONS[status]}"
-    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
-            f"<hr><center>oserver/{__version__}</center>\r\n</body>\r\n</html>\r\n").encode()
-
-
-ERROR_BODIES = {status: error_body(status) for status in REASONS if status >= 300 and status != 304}
-
-
-def error_fields(status, extra=b""):
-    """Header fields of an error response with its small HTML body."""
-    return b"Content-Type: text/html\r\nContent-Length: %d\r\n%s" % (len(ERROR_BODIES[status]), extra)

@@ -6,6 +6,7 @@ come first, and dot-files (or names that are not UTF-8, which no URL can reach) 
 
 import html
 import time
+from dataclasses import dataclass
 from urllib.parse import quote
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # UTC
@@ -25,16 +26,14 @@ ROW = '<tr><td><a href="{href}">{name}</a></td><td>{mtime}</td><td>{size}</td></
 PARENT_ROW = ROW.format(href="../", name="../", mtime="", size="-")
 
 
+@dataclass(slots=True, frozen=True)
 class DirectoryEntry:
     """One name in a directory: is it a directory, its size in bytes and modification time (epoch seconds)."""
 
-    __slots__ = ("name", "is_dir", "size", "mtime")
-
-    def __init__(self, name, is_dir, size, mtime):
-        self.name = name
-        self.is_dir = is_dir
-        self.size = size
-        self.mtime = mtime
+    name: str
+    is_dir: bool
+    size: int
+    mtime: float
 
 
 def is_listed(name):

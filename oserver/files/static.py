@@ -12,11 +12,13 @@ import stat
 import time
 from urllib.parse import unquote_to_bytes
 
-from oserver.conditional import (NOT_MODIFIED, PRECONDITION_FAILED, cache_short_values, evaluate_preconditions,
-                                 if_range_holds)
-from oserver.http import ALLOW_FIELD, ERROR_BODIES, METHODS_SERVED, HttpError, error_fields, http_date
-from oserver.listing import DirectoryEntry, listing_page
-from oserver.ranges import byte_ranges, content_range, multipart_layout, unsatisfied_range
+from oserver.files.conditional import (NOT_MODIFIED, PRECONDITION_FAILED, cache_short_values, evaluate_preconditions,
+                                       if_range_holds)
+from oserver.files.listing import DirectoryEntry, listing_page
+from oserver.files.ranges import byte_ranges, content_range, multipart_layout, unsatisfied_range
+from oserver.http.output import Data, FileSpan
+from oserver.http.parser import METHODS_SERVED, HttpError
+from oserver.http.response import ALLOW_FIELD, Reply, error_reply, http_date, redirect_reply
 
 CONTENT_TYPES = {
     ".html": "text/html", ".htm": "text/html", ".css": "text/css", ".js": "application/javascript",
@@ -89,43 +91,13 @@ def is_inside(real_path, real_root):
     return real_path == real_root or real_path.startswith(real_root + os.sep)
 
 
-class FileSpan:
-    """`count` bytes of an open file from `offset`, sent with sendfile."""
-
-    __slots__ = ("file", "offset", "count")
-
-    def __init__(self, file, offset, count):
-        self.file = file
-        self.offset = offset
-        self.count = count
-
-
-class Reply:
-    """What to answer: a status, header field lines (bytes, CRLF-ended) and body parts (bytes / FileSpan)."""
-
-    __slots__ = ("status", "fields", "body")
-
-    def __init__(self, status, fields, body=()):
-        self.status = status
-        self.fields = fields
-        self.body = body
-
-
-def error_reply(status, extra_fields=b""):
-    return Reply(status, error_fields(status, extra_fields), (ERROR_BODIES[status],))
-
-
-def redirect_reply(location):
-    return error_reply(301, b"Location: %s\r\n" % location.encode("latin-1"))
-
-
 class FileEntry:
     """One open regular file: its validators, its precomputed header fields and, for small files, its bytes.
     An entry for a URL also holds its precompressed variants ({coding: FileEntry}) and, while it sits in the
     lookup cache, the signature of the files it was built from and when that must be checked again."""
 
     __slots__ = ("path", "file", "size", "mtime", "etag", "content_type", "type_line", "meta", "fields",
-                 "validators", "data", "variants", "signature", "expires")
+                 "validators", "data", "whole", "variants", "signature", "expires")
 
     def __init__(self, path, file, st, data, ctype, cache_fields, encoding_field=""):
         self.path = path
@@ -143,16 +115,14 @@ class FileEntry:
         self.meta = f"{validators}Accept-Ranges: bytes\r\n{encoding_field}".encode("latin-1")
         self.fields = self.type_line + b"Content-Length: %d\r\n" % self.size + self.meta
         self.validators = validators.encode("latin-1")  # RFC 9110 15.4.5: what a 304 carries
+        self.whole = Reply(200, self.fields, data) if data is not None else None
 
-    def body(self):
-        if self.data is not None:
-            return (self.data,)
-        return (FileSpan(self.file, 0, self.size),)
+    def reply(self):
+        """200 with the whole file: its cached bytes (one Reply, built once), or a FileSpan over it."""
+        return self.whole or Reply(200, self.fields, parts=(FileSpan(self.file, 0, self.size),))
 
     def span(self, first, last):
-        """Bytes first..last (inclusive) as a body part: a slice of the cached bytes or a FileSpan."""
-        if self.data is not None:
-            return self.data[first:last + 1]
+        """Bytes first..last (inclusive) as a FileSpan (a file not held in memory)."""
         return FileSpan(self.file, first, last - first + 1)
 
     def memory(self):
@@ -233,7 +203,7 @@ class StaticFiles:
         if entry.variants and "accept-encoding" in headers:
             entry = negotiate(entry, headers["accept-encoding"])
         if CONDITIONAL_FIELDS.isdisjoint(headers):
-            return Reply(200, entry.fields, entry.body())
+            return entry.reply()
         return self.conditional_reply(entry, request.method, headers)
 
     def conditional_reply(self, entry, method, headers):
@@ -247,31 +217,34 @@ class StaticFiles:
         if range_value is not None and method == "GET" and \
                 ("if-range" not in headers or if_range_holds(headers["if-range"], entry.etag, entry.mtime)):
             return self.range_reply(entry, range_value)
-        return Reply(200, entry.fields, entry.body())
+        return entry.reply()
 
     def range_reply(self, entry, range_value):
         """206 with one range or a multipart/byteranges body, 416 when none is satisfiable, or the whole
         file (200) when the Range header is to be ignored."""
         ranges = byte_ranges(range_value, entry.size, self.config.max_ranges)
         if ranges is None:
-            return Reply(200, entry.fields, entry.body())
+            return entry.reply()
         if not ranges:
             return error_reply(416, unsatisfied_range(entry.size))
         if len(ranges) == 1:
             first, last = ranges[0]
             fields = b"%sContent-Length: %d\r\nContent-Range: %s\r\n%s" % (
                 entry.type_line, last - first + 1, content_range(first, last, entry.size), entry.meta)
-            return Reply(206, fields, (entry.span(first, last),))
+            if entry.data is not None:
+                return Reply(206, fields, entry.data[first:last + 1])
+            return Reply(206, fields, parts=(entry.span(first, last),))
         boundary = os.urandom(BOUNDARY_BYTES).hex().encode()
         heads, closing, length = multipart_layout(ranges, entry.size, entry.content_type.encode("latin-1"),
                                                   boundary)
-        body = [part for head, (first, last) in zip(heads, ranges) for part in (head, entry.span(first, last))]
-        body.append(closing)
-        if entry.data is not None:
-            body = [b"".join(body)]
         fields = b"Content-Type: multipart/byteranges; boundary=%s\r\nContent-Length: %d\r\n%s" % (
             boundary, length, entry.meta)
-        return Reply(206, fields, body)
+        if entry.data is not None:
+            data = b"".join(head + entry.data[first:last + 1] for head, (first, last) in zip(heads, ranges))
+            return Reply(206, fields, data + closing)
+        parts = [part for head, (first, last) in zip(heads, ranges) for part in (Data(head), entry.span(first, last))]
+        parts.append(Data(closing))
+        return Reply(206, fields, parts=tuple(parts))
 
     def lookup(self, raw_path, query=""):
         """A FileEntry for a URL path (from the cache while valid), or the Reply that answers it instead."""
@@ -346,7 +319,7 @@ class StaticFiles:
         except OSError:
             return error_reply(404)
         page = listing_page(url_path, entries)
-        return Reply(200, LISTING_FIELDS % len(page), (page,))
+        return Reply(200, LISTING_FIELDS % len(page), page)
 
     def open_entry(self, path):
         """The FileEntry of a regular file inside the root, with its precompressed variants; 403/404 instead

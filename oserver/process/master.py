@@ -5,75 +5,66 @@ Signal handlers do nothing; `signal.set_wakeup_fd` wakes the main loop, which di
 It never parses HTTP and never serves a client.
 """
 
-import ctypes
-import grp
 import logging
 import os
-import pwd
 import resource
 import select
 import signal
-import socket
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 
-try:
-    from setproctitle import setproctitle
-except ImportError:  # titles are a convenience for `ps`; serving does not depend on them
-    def setproctitle(title):
-        logging.getLogger("oserver").warning("setproctitle is not installed; process titles stay unchanged")
-
-from oserver import systemd
 from oserver.config import MAX_WORKERS, ConfigError, build_config
-from oserver.logs import AccessLog, reopen_error_log, setup_error_log
-from oserver.mounts import MountError
-from oserver.stats import SharedStats
-from oserver.worker import Worker, format_address
+from oserver.logs import reopen_error_log, setup_error_log
+from oserver.net.listeners import bind_listener, format_address
+from oserver.process import systemd
+from oserver.process.privileges import worker_ids
+from oserver.process.stats import SharedStats
+from oserver.process.titles import set_process_title
+from oserver.process.worker import MOUNT_LOAD_FAILED, run_worker
 
 STATS_SLOTS = 4 * MAX_WORKERS  # room for a serving generation and the ones still draining after reloads
 LOOP_TIMEOUT = 1.0  # seconds between supervision passes when no signal arrives
 FAST_STOP_TIMEOUT = 5.0  # seconds TERM/INT wait for workers before SIGKILL
 READY_TIMEOUT = 10.0  # seconds a new generation has to come up
-READY_POLL = 0.01  # seconds between looks at the stats slots while a generation comes up
-MOUNT_LOAD_FAILED = 3  # a worker's exit code when the mounted code does not import (gunicorn's boot error)
+READY_POLL = 0.01  # seconds between supervision passes while a generation comes up (its slots are read)
 QUICK_DEATH = 2.0  # a worker dying sooner than this after its start counts as a failed start
 FIRST_BACKOFF = 0.2  # seconds before the start after a first failed one; doubles with each further failure
 MAX_BACKOFF = 30.0
 FAILURES_FORGOTTEN = 2 * MAX_BACKOFF  # a failed start this long after the previous one starts the count afresh
-PR_SET_PDEATHSIG = 1
 SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGQUIT: "quit", signal.SIGHUP: "hup",
-                signal.SIGUSR1: "usr1", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGCHLD: "chld"}
+                signal.SIGUSR1: "usr1", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGWINCH: "winch",
+                signal.SIGCHLD: "chld"}
 CONTROL_SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reload": signal.SIGHUP,
                    "reopen": signal.SIGUSR1}
 
 
+@dataclass(slots=True, eq=False)
 class WorkerProcess:
     """What the master knows of one worker."""
 
-    __slots__ = ("pid", "slot", "generation", "started", "heartbeat", "up", "exit_code", "retiring")
-
-    def __init__(self, pid, slot, generation, started):
-        self.pid = pid
-        self.slot = slot
-        self.generation = generation
-        self.started = started
-        self.heartbeat = started  # last sign of life seen in its stats slot (monotonic)
-        self.up = False  # seen serving (announced in its stats slot)
-        self.exit_code = None  # once reaped: its exit code, or -signal
-        self.retiring = None  # monotonic deadline once told to stop gracefully
+    pid: int
+    slot: int
+    generation: int
+    started: float
+    heartbeat: float  # last sign of life seen in its stats slot (monotonic)
+    up: bool = False  # seen serving (announced in its stats slot)
+    exit_code: int | None = None  # once reaped: its exit code, or -signal
+    retiring: float | None = None  # monotonic deadline once told to stop gracefully
 
 
-def bind_listener(address, backlog):
-    """A non-blocking listening TCP socket on (host, port) (IPv6 literals bind v6-only, as nginx does)."""
-    host, port = address
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        sock = socket.create_server((host, port), family=family, backlog=backlog)
-    except OSError as e:
-        raise ConfigError(f"cannot listen on {format_address(address)}: {e.strerror}") from None
-    sock.setblocking(False)
-    return sock
+@dataclass(slots=True, eq=False)
+class Rollout:
+    """A generation of workers coming up (the first one, or a reload's beside the serving one). It is a state
+    the supervise loop checks at each pass, never a wait: a signal arriving meanwhile is acted on at once.
+    `previous` is what a failed reload goes back to: (config, generation, worker count)."""
+
+    generation: int
+    listeners: dict
+    deadline: float
+    previous: tuple | None  # None for the first generation
+    workers: list = field(default_factory=list)
 
 
 class Master:
@@ -85,7 +76,9 @@ class Master:
         self.listeners = {}  # (host, port) -> socket
         self.activated = False  # listeners came from systemd socket activation
         self.workers = {}  # pid -> WorkerProcess
-        self.generation = 1
+        self.generation = 0
+        self.rollout = None  # the Rollout of a generation coming up
+        self.winched = False  # WINCH: no workers until the next HUP
         self.num_workers = config.workers
         self.stats = None
         self.wakeup = None
@@ -103,7 +96,7 @@ class Master:
     def run(self):
         """Bind, fork the workers and supervise them until stopped; returns the exit code."""
         self.open_listeners()
-        setproctitle("oserver: master process " + " ".join(sys.argv))
+        set_process_title("oserver: master process " + " ".join(sys.argv))
         self.write_pidfile()
         try:
             self.stats = SharedStats(STATS_SLOTS)
@@ -116,26 +109,13 @@ class Master:
                 self.log.info("mount %s -> %s (imported by each worker)", prefix, spec)
             self.warn_about_unused_user()
             raise_open_file_limit(self.config.max_connections)
-            self.start_first_generation()
+            self.start_rollout(self.config, self.listeners, previous=None)
             while self.workers or not self.stopping:
                 self.supervise()
         finally:
             self.remove_pidfile()
         self.log.info("master %d exits", self.pid)
         return self.exit_code
-
-    def start_first_generation(self):
-        """Start the workers; systemd hears READY=1 once they serve (or have failed, then backoff goes on).
-        Mounted code that does not import stops the server: no retry would fix it."""
-        self.manage_workers()
-        workers = list(self.workers.values())
-        if not self.wait_until_up(workers):
-            if any(w.exit_code == MOUNT_LOAD_FAILED for w in workers):
-                self.log.error("the mounted code did not load (see the lines above); stopping")
-                self.exit_code = 1
-                return self.stop("fast")
-            self.log.error("not every worker came up (see the lines above); retrying with backoff")
-        systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
 
     def supervise(self):
         """One pass of the main loop: wait for signals (or the next backoff deadline), then act on them."""
@@ -145,6 +125,8 @@ class Master:
             if self.stopping:
                 self.finish_stopping()
             else:
+                if self.rollout is not None:
+                    self.check_rollout()
                 self.manage_workers()
                 self.murder_workers()
             self.retire_slow_leavers()
@@ -152,6 +134,8 @@ class Master:
             self.log.error("master: unexpected error:\n%s", traceback.format_exc())
 
     def loop_timeout(self):
+        if self.rollout is not None:
+            return READY_POLL
         wait = self.next_spawn - time.monotonic()
         return wait if 0 < wait < LOOP_TIMEOUT else LOOP_TIMEOUT
 
@@ -278,8 +262,9 @@ class Master:
             self.log.info("worker count lowered to %d", self.num_workers)
 
     def handle_hup(self):
-        """Reload: a new config and a new generation of workers; the old generation retires only once the
-        new one serves. A config that does not load or bind, or workers that do not come up, change nothing."""
+        """Reload: a new config and a new generation of workers; the serving generation retires only once the
+        new one serves. A config that does not load or bind, or workers that do not come up, change nothing.
+        A reload still coming up is superseded by this one."""
         if self.stopping:
             return
         try:
@@ -288,13 +273,29 @@ class Master:
         except ConfigError as e:
             self.log.error("reload failed, the old configuration keeps serving: %s", e)
             return
+        if self.rollout is not None and self.rollout.previous is None:
+            self.rollout = None  # the first generation serves as it comes up; the reload replaces it as usual
+        elif self.rollout is not None:
+            self.log.warning("generation %d superseded by a new reload before it came up", self.generation)
+            self.abandon_rollout()
+        self.winched = False
         systemd.notify("RELOADING=1", systemd.monotonic_usec(), "STATUS=reloading")
-        if self.use_error_log(config) and self.start_generation(config, listeners):
-            self.log.info("reloaded: generation %d, %d workers", self.generation, self.num_workers)
-        else:
+        if not self.use_error_log(config):
             self.close_listeners(listeners, keep=self.listeners)
-            self.use_error_log(self.config)
-        systemd.notify("READY=1", self.status_line())
+            return systemd.notify("READY=1", self.status_line())
+        self.start_rollout(config, listeners, previous=(self.config, self.generation, self.num_workers))
+
+    def handle_winch(self):
+        """As nginx: the workers stop gracefully, the master stays with its sockets; HUP brings workers back."""
+        if self.stopping:
+            return
+        if self.rollout is not None:
+            self.abandon_rollout()
+        self.winched = True
+        self.log.info("no workers until the next HUP")
+        for worker in self.current_workers():
+            self.retire(worker)
+        systemd.notify("STATUS=no workers (WINCH); HUP starts them")
 
     def use_error_log(self, config):
         """Point the error log at config's file (reopening it); if that fails, back to the serving config's."""
@@ -307,27 +308,64 @@ class Master:
                            config.error_log, e.strerror)
             return False
 
-    def start_generation(self, config, listeners):
-        """Fork a generation of workers with `config`; once all are up, retire the previous generation.
-        If one does not come up, retire the new ones instead and keep everything as it was."""
-        previous = (self.config, self.generation, self.num_workers)
-        old = self.current_workers()
+    def start_rollout(self, config, listeners, previous):
+        """Fork a generation of workers with `config` on `listeners`; check_rollout() follows it up."""
         self.config, self.num_workers = config, config.workers
         self.generation += 1
         self.next_spawn = 0.0
-        self.manage_workers(listeners)
-        new = self.current_workers()
-        if not self.wait_until_up(new):
-            self.log.error("reload failed: generation %d did not come up; the old workers keep serving",
-                           self.generation)
-            for worker in new:
-                self.retire(worker)
-            self.config, self.generation, self.num_workers = previous
-            return False
-        self.switch_listeners(listeners, config.backlog)
-        for worker in old:
+        self.rollout = Rollout(self.generation, listeners, time.monotonic() + READY_TIMEOUT, previous)
+        self.manage_workers()
+
+    def check_rollout(self):
+        """Once each new worker has announced itself in its stats slot, the generation serves; one that
+        failed before that, or a generation late past READY_TIMEOUT, fails it. A worker that exits cleanly
+        before serving was told to stop (a Ctrl-C reaches the whole process group): that is no failure."""
+        rollout = self.rollout
+        for worker in rollout.workers:
+            worker.up = worker.up or self.stats.slots[worker.slot].read()["pid"] == worker.pid
+        if any(not w.up and w.exit_code not in (None, 0) for w in rollout.workers):
+            self.rollout_failed("a worker exited before serving")
+        elif all(w.up or w.exit_code == 0 for w in rollout.workers):
+            self.rollout_done()
+        elif time.monotonic() >= rollout.deadline:
+            self.rollout_failed(f"not up within {READY_TIMEOUT:.0f}s")
+
+    def rollout_done(self):
+        rollout, self.rollout = self.rollout, None
+        if rollout.previous is not None:
+            self.switch_listeners(rollout.listeners, self.config.backlog)
+            for worker in list(self.workers.values()):
+                if worker.generation < rollout.generation:
+                    self.retire(worker)
+            self.log.info("reloaded: generation %d, %d workers", self.generation, self.num_workers)
+        systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
+
+    def rollout_failed(self, why):
+        """The first generation: mounted code that does not import stops the server (no retry would fix it);
+        otherwise backoff goes on. A reload: its workers retire and the serving generation stays untouched."""
+        rollout = self.rollout
+        if rollout.previous is None:
+            self.rollout = None
+            if any(w.exit_code == MOUNT_LOAD_FAILED for w in rollout.workers):
+                self.log.error("the mounted code did not load (see the lines above); stopping")
+                self.exit_code = 1
+                return self.stop("fast")
+            self.log.error("not every worker came up (%s, see the lines above); retrying with backoff", why)
+            return systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
+        self.log.error("reload failed: generation %d did not come up (%s); the old workers keep serving",
+                       rollout.generation, why)
+        self.abandon_rollout()
+        self.use_error_log(self.config)
+        systemd.notify("READY=1", self.status_line())
+
+    def abandon_rollout(self):
+        """Retire the workers of the generation coming up and go back to the serving one."""
+        rollout, self.rollout = self.rollout, None
+        for worker in rollout.workers:
             self.retire(worker)
-        return True
+        self.close_listeners(rollout.listeners, keep=self.listeners)
+        if rollout.previous is not None:
+            self.config, self.generation, self.num_workers = rollout.previous
 
     def stop(self, how):
         if self.stopping in (how, "fast"):
@@ -341,6 +379,9 @@ class Master:
             self.stop_deadline = time.monotonic() + self.config.graceful_timeout + FAST_STOP_TIMEOUT
             for worker in list(self.workers.values()):
                 self.retire(worker)
+        if self.rollout is not None:
+            self.close_listeners(self.rollout.listeners, keep=self.listeners)
+            self.rollout = None
         self.close_listeners(self.listeners)  # new connections are refused once the workers close theirs
         self.listeners = {}
 
@@ -368,86 +409,69 @@ class Master:
         return sorted((w for w in self.workers.values() if w.retiring is None and w.generation == self.generation),
                       key=lambda w: w.started)
 
-    def manage_workers(self, listeners=None):
-        """Start workers up to the wanted count (unless backing off after failed starts); retire extra ones."""
+    def manage_workers(self):
+        """Start workers up to the wanted count (unless backing off after failed starts); retire extra ones.
+        After a WINCH no worker is wanted; while a generation comes up, its workers are the ones started."""
+        wanted = 0 if self.winched else self.num_workers
         current = self.current_workers()
-        for worker in current[self.num_workers:]:
+        for worker in current[wanted:]:
             self.retire(worker)
         if time.monotonic() < self.next_spawn:
             return
-        for _ in range(self.num_workers - len(current)):
-            if not self.spawn_worker(listeners or self.listeners):
+        rollout = self.rollout
+        if rollout is not None and rollout.workers:  # a worker failing now fails the rollout, not respawned
+            return
+        listeners = self.listeners if rollout is None else rollout.listeners
+        for _ in range(wanted - len(current)):
+            worker = self.spawn_worker(listeners)
+            if worker is None:
                 return
+            if rollout is not None:
+                rollout.workers.append(worker)
 
     def spawn_worker(self, listeners):
-        """Fork one worker of the current generation; False if that was not possible."""
+        """Fork one worker of the current generation: its WorkerProcess, or None if that was not possible."""
         slot = self.free_slot()
         if slot is None:
             self.log.error("no free stats slot for another worker (%d in use)", len(self.workers))
-            return False
+            return None
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)  # the child unblocks them when ready
         try:
             pid = os.fork()
         except OSError as e:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self.back_off(f"cannot fork a worker: {e.strerror}")
-            return False
+            return None
         if pid == 0:
             code = 1
             try:
-                code = self.run_worker(listeners, slot)
+                self.leave_master(listeners)
+                code = run_worker(self.config, list(listeners.values()), self.stats.slots[slot], self.generation,
+                                  self.pid)
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        self.workers[pid] = WorkerProcess(pid, slot, self.generation, time.monotonic())
+        now = time.monotonic()
+        worker = self.workers[pid] = WorkerProcess(pid, slot, self.generation, now, now)
         self.log.debug("spawned worker %d (generation %d)", pid, self.generation)
-        return True
+        return worker
 
-    def run_worker(self, listeners, slot):
-        """In the child, signals still blocked (the worker unblocks them once its own handlers are in place):
-        leave the master's signal plumbing, open the logs, drop privileges, then serve."""
+    def leave_master(self, listeners):
+        """In a new worker: drop the master's signal plumbing and the listeners a reload is closing."""
         signal.set_wakeup_fd(-1)
         for fd in self.wakeup:
             os.close(fd)
         for signum in SIGNAL_NAMES:
             signal.signal(signum, signal.SIG_DFL)
-        self.close_listeners(self.listeners, keep=listeners)  # a reload is dropping them: serve them not
-        setproctitle("oserver: worker process")
-        config = self.config
-        access_log = AccessLog(config.access_log, config.access_log_format)
-        drop_privileges(config.user, config.group)
-        set_parent_death_signal(signal.SIGTERM)  # after the privilege drop, which clears it
-        if os.getppid() != self.pid:  # the master died before the line above
-            return 1
-        try:
-            worker = Worker(config, list(listeners.values()), self.stats.slots[slot], self.generation, access_log)
-        except MountError as e:
-            self.log.error("worker %d: %s\n%s", os.getpid(), e, "".join(traceback.format_exception(e.__cause__))
-                           if e.__cause__ else "")
-            return MOUNT_LOAD_FAILED
-        return worker.run()
+        self.close_listeners(self.listeners, keep=listeners)
+        if self.rollout is not None:
+            self.close_listeners(self.rollout.listeners, keep=listeners)
 
     def free_slot(self):
         used = {w.slot for w in self.workers.values()}
         return next((i for i in range(STATS_SLOTS) if i not in used), None)
-
-    def wait_until_up(self, workers, timeout=READY_TIMEOUT):
-        """Wait until each given worker has announced itself in its stats slot; False if one failed or hung
-        before that. One that dies after serving a while, or exits cleanly because it was told to stop (a
-        Ctrl-C reaches the whole process group), is an ordinary exit, handled as usual."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for worker in workers:
-                worker.up = worker.up or self.stats.slots[worker.slot].read()["pid"] == worker.pid
-            self.reap_workers()
-            if any(not w.up and w.exit_code not in (None, 0) for w in workers):
-                return False
-            if all(w.up or w.exit_code == 0 for w in workers):
-                return True
-            time.sleep(READY_POLL)
-        return False
 
     def reap_workers(self):
         while True:
@@ -492,10 +516,12 @@ class Master:
         self.log.error("%s: failed start #%d, next start in %.1fs", what, self.failures, delay)
 
     def retire(self, worker):
-        """Ask a worker to stop gracefully (QUIT): it finishes what it has and exits."""
+        """Ask a worker to stop gracefully (QUIT): it finishes what it has and exits. One not serving yet
+        (still starting, importing mounted code) has nothing to finish: TERM ends it at once."""
         if worker.retiring is None:
             worker.retiring = time.monotonic() + self.config.graceful_timeout
-            self.kill(worker.pid, signal.SIGQUIT)
+            worker.up = worker.up or self.stats.slots[worker.slot].read()["pid"] == worker.pid
+            self.kill(worker.pid, signal.SIGQUIT if worker.up else signal.SIGTERM)
 
     def retire_slow_leavers(self):
         now = time.monotonic()
@@ -562,36 +588,6 @@ def raise_open_file_limit(max_connections):
     if limit < max_connections:
         log.warning("open-file limit %d is below max_connections %d: a worker may run out of descriptors "
                     "(it then pauses accepting)", limit, max_connections)
-
-
-def set_parent_death_signal(signum):
-    """Linux prctl(PR_SET_PDEATHSIG): the kernel signals this process when its parent dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def worker_ids(user, group):
-    """(uid, gid) the workers run as; the group defaults to the user's primary group, -1 leaves one as is."""
-    account = pwd.getpwnam(user) if user else None
-    uid = account.pw_uid if account else -1
-    gid = grp.getgrnam(group).gr_gid if group else account.pw_gid if account else -1
-    return uid, gid
-
-
-def drop_privileges(user, group):
-    """When running as root and asked to, become user/group (with the user's supplementary groups)."""
-    if os.getuid() != 0 or not (user or group):
-        return
-    uid, gid = worker_ids(user, group)
-    if user:
-        os.initgroups(user, gid)
-    else:
-        os.setgroups([])
-    os.setgid(gid)
-    if user:
-        os.setuid(uid)
 
 
 def send_control_signal(pid_file, action):

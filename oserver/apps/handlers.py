@@ -9,16 +9,12 @@ own failures past the worker: a handler that raises answers 500, its traceback g
 import io
 import logging
 import os
-import re
 import stat
 import traceback
 
-from oserver.http import CONTENT_LENGTH, ERROR_BODIES, REASONS, TOKEN, error_fields
-from oserver.static import FileSpan, Reply
-
-STATUS = re.compile(r"([2-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")  # RFC 9112 4: status-code [SP reason]
-FIELD_NAME = re.compile(TOKEN.decode())
-FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110 5.5: no CR, LF, NUL or other CTL
+from oserver.http.grammar import CONTENT_LENGTH, FIELD_NAME, FIELD_VALUE, STATUS
+from oserver.http.output import FileSpan, Part, SendFailed
+from oserver.http.response import REASONS, Reply, error_reply
 # Framing belongs to the server (RFC 9110 7.6.1, PEP 3333 "hop-by-hop"); Date and Server it sends itself.
 SERVER_OWNED_FIELDS = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
                                  "trailer", "upgrade", "date", "server", "content-length"))
@@ -53,27 +49,9 @@ class HandlerRequest:
         return f"<HandlerRequest {self.method} {self.target}>"
 
 
-class HandlerReply(Reply):
-    """A handler's reply: a Reply with its own status line and, when its framing needs it, no keep-alive."""
-
-    __slots__ = ("line", "keep_alive")
-
-    def __init__(self, status, fields, body, line, keep_alive):
-        super().__init__(status, fields, body)
-        self.line = line
-        self.keep_alive = keep_alive
-
-
-class HandlerBody:
-    """A body produced as the client takes it: `next_part()` gives bytes or a FileSpan, None at the end, or
-    False when the connection must be closed (the body broke the length it promised); `close()` is called
-    however the response ends."""
-
-    __slots__ = ()
-
-
-class StreamedBody(HandlerBody):
-    """An iterable body: chunked (RFC 9112 7.1) when its length is unknown, else cut at its Content-Length."""
+class StreamedBody(Part):
+    """An iterable body, pulled as the client takes it: chunked (RFC 9112 7.1) when its length is unknown,
+    else cut at its Content-Length; one that ends short of its Content-Length closes the connection."""
 
     __slots__ = ("iterable", "chunks", "remaining", "chunked")
 
@@ -83,7 +61,17 @@ class StreamedBody(HandlerBody):
         self.remaining = length  # bytes still owed under a Content-Length, or None
         self.chunked = chunked
 
+    def write(self, response, transport):
+        """Hand the next piece of the body to the response to send; True once the body has ended."""
+        part = self.next_part()
+        if part is None:
+            return True
+        response.pending = part
+        response.quota -= len(part)
+        return False
+
     def next_part(self):
+        """The next bytes to send, or None at the end."""
         if self.chunks is None:
             return None
         for chunk in self.chunks:
@@ -104,8 +92,7 @@ class StreamedBody(HandlerBody):
             return chunk
         self.chunks = None
         if self.remaining:
-            log.warning("handler body %d bytes shorter than its Content-Length: connection closed", self.remaining)
-            return False
+            raise SendFailed(f"handler body {self.remaining} bytes shorter than its Content-Length")
         return LAST_CHUNK if self.chunked else None
 
     def close(self):
@@ -113,18 +100,10 @@ class StreamedBody(HandlerBody):
         close_quietly(self.iterable)
 
 
-class FileBody(HandlerBody):
-    """`count` bytes of a handler's file from `offset`, sent with sendfile, then the file is closed."""
+class FileBody(FileSpan):
+    """`count` bytes of a handler's file from `offset`, sent with sendfile; the file is closed afterwards."""
 
-    __slots__ = ("file", "span")
-
-    def __init__(self, file, offset, count):
-        self.file = file
-        self.span = FileSpan(file, offset, count)
-
-    def next_part(self):
-        span, self.span = self.span, None
-        return span
+    __slots__ = ()
 
     def close(self):
         close_quietly(self.file)
@@ -145,13 +124,20 @@ def close_quietly(body):
         log.error("error closing a handler body:\n%s", traceback.format_exc())
 
 
+def run_app(call, client, server):
+    """Mounted code's Reply to an AppCall (see http/protocol.py) from `client` to `server` (host, port)."""
+    request = call.request
+    return run_handler(call.route.mount.handler, request, HandlerRequest(request, call.route, client, server,
+                                                                         call.body))
+
+
 def run_handler(handler, request, handler_request):
     """The reply of a handler to a request; 500 when the handler raises or answers something invalid."""
     try:
         return handler_reply(request, handler(handler_request))
     except Exception:
         log.error("handler error on %s %s:\n%s", request.method, request.target, traceback.format_exc())
-        return HandlerReply(500, error_fields(500), (ERROR_BODIES[500],), None, True)
+        return error_reply(500)
 
 
 def handler_reply(request, result):
@@ -162,13 +148,13 @@ def handler_reply(request, result):
     if request.method == "HEAD" or code in NO_BODY_STATUSES:
         close_quietly(body)
         if code == 204:
-            return HandlerReply(code, fields, (), line, keep_alive)
+            return Reply(code, fields, line=line, keep_alive=keep_alive)
         if length is None and isinstance(body, (bytes, bytearray, memoryview)):
             length = len(body)
-        return HandlerReply(code, with_length(fields, length), (), line, keep_alive)
+        return Reply(code, with_length(fields, length), line=line, keep_alive=keep_alive)
     if isinstance(body, (bytes, bytearray, memoryview, str, list, tuple)):
         data = b"".join(map(body_bytes, body)) if isinstance(body, (list, tuple)) else body_bytes(body)
-        return HandlerReply(code, with_length(fields, len(data)), (data,) if data else (), line, keep_alive)
+        return Reply(code, with_length(fields, len(data)), data, line=line, keep_alive=keep_alive)
     file = regular_file(body)
     if file is not None:
         offset = file.tell()
@@ -177,8 +163,9 @@ def handler_reply(request, result):
             count = min(count, length)
         if not count:  # nothing to send: sendfile would read 0 bytes, which means a truncated file
             close_quietly(file)
-            return HandlerReply(code, with_length(fields, 0), (), line, keep_alive)
-        return HandlerReply(code, with_length(fields, count), (FileBody(file, offset, count),), line, keep_alive)
+            return Reply(code, with_length(fields, 0), line=line, keep_alive=keep_alive)
+        return Reply(code, with_length(fields, count), parts=(FileBody(file, offset, count),), line=line,
+                     keep_alive=keep_alive)
     chunked = length is None and request.version == "HTTP/1.1"
     if chunked:
         fields += b"Transfer-Encoding: chunked\r\n"
@@ -186,7 +173,7 @@ def handler_reply(request, result):
         keep_alive = False
     else:
         fields = with_length(fields, length)
-    return HandlerReply(code, fields, (StreamedBody(body, length, chunked),), line, keep_alive)
+    return Reply(code, fields, parts=(StreamedBody(body, length, chunked),), line=line, keep_alive=keep_alive)
 
 
 def status_line(status):

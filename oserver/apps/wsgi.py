@@ -8,7 +8,7 @@ The body is pulled as the client takes it; its close() is always called. No sock
 import logging
 
 from oserver import __version__
-from oserver.handlers import close_if_closable, regular_file
+from oserver.apps.handlers import close_if_closable, regular_file
 
 WSGI_VERSION = (1, 0)
 FILE_BLOCK_SIZE = 65536

@@ -5,16 +5,9 @@ keeps the body (for a mounted handler) or drops it (a static request's body is r
 Bytes in, bytes out: no sockets here. Malformed framing raises HttpError(400), an oversized body 413.
 """
 
-import re
+from oserver.http.grammar import CHUNK_SIZE_LINE, END_OF_LINE, TRAILER_LINE
+from oserver.http.parser import CHUNKED, HttpError
 
-from oserver.http import CHUNKED, HttpError
-
-# RFC 9112 7.1: chunk-size = 1*HEXDIG, then chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS
-# chunk-ext-val ] ), both ignored here but checked to be visible text; the line ends with CRLF (or a bare LF).
-CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[\t ]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
-# RFC 9112 7.1.2: trailer-section = *( field-line CRLF ), then the final CRLF; trailers are read, not used.
-TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r?\n")
-END_OF_LINE = re.compile(rb"\r?\n")
 MAX_SIZE_LINE = 1024  # a chunk-size line with extensions longer than this is an attack, not a client
 MAX_TRAILER_BYTES = 8192
 

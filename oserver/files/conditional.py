@@ -9,6 +9,8 @@ import re
 import time
 from functools import lru_cache
 
+from oserver.http.grammar import ENTITY_TAG_ITEM
+
 PROCEED, NOT_MODIFIED, PRECONDITION_FAILED = 200, 304, 412
 SAFE_METHODS = ("GET", "HEAD")  # the methods If-Modified-Since and a 304 apply to (RFC 9110 13.1.3, 13.1.2)
 PARSE_CACHE_SIZE = 1024
@@ -28,10 +30,6 @@ RFC850_DATE = re.compile(DAY_NAME_L + r", ([0-9]{2})-" + MONTH + r"-([0-9]{2}) "
 ASCTIME_DATE = re.compile(DAY_NAME + " " + MONTH + r" ([0-9]{2}| [0-9]) " + TIME_OF_DAY + r" ([0-9]{4})")
 RFC850_PIVOT_YEARS = 50  # RFC 9110 5.6.7: a two-digit year more than 50 years ahead is in the past century
 
-# RFC 9110 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
-# One element of a comma-separated list of them, with its whitespace and separators (RFC 9110 5.6.1: empty
-# list elements are accepted).
-ENTITY_TAG_ITEM = re.compile(r'[ \t,]*+(W/)?("[\x21\x23-\x7e\x80-\xff]*+")[ \t]*+(?:,[ \t,]*+|\Z)')
 
 
 def cache_short_values(function):

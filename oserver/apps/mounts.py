@@ -9,10 +9,11 @@ import importlib
 import inspect
 import os
 import sys
+from dataclasses import dataclass
 
 from oserver.config import mount_prefix
-from oserver.static import url_path_to_segments
-from oserver.wsgi import WsgiApp
+from oserver.apps.wsgi import WsgiApp
+from oserver.files.static import url_path_to_segments
 
 MAX_CACHED_ROUTES = 4096
 POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -22,27 +23,23 @@ class MountError(Exception):
     """Mounted code that cannot be loaded: names the mount and the reason."""
 
 
+@dataclass(slots=True, frozen=True, eq=False)
 class Mount:
     """One prefix and what answers under it: `handler(request)`, a WSGI app already adapted to that form."""
 
-    __slots__ = ("prefix", "spec", "handler", "kind")
-
-    def __init__(self, prefix, spec, handler, kind):
-        self.prefix = prefix  # without its trailing slash: "" for "/"
-        self.spec = spec
-        self.handler = handler
-        self.kind = kind  # "handler" or "WSGI app", for the log
+    prefix: str  # without its trailing slash: "" for "/"
+    spec: str
+    handler: object
+    kind: str  # "handler" or "WSGI app", for the log
 
 
+@dataclass(slots=True, frozen=True, eq=False)
 class Route:
     """A request path routed to a mount: the normalised `path`, and `path_info`, the part below the prefix."""
 
-    __slots__ = ("mount", "path", "path_info")
-
-    def __init__(self, mount, path, path_info):
-        self.mount = mount
-        self.path = path
-        self.path_info = path_info
+    mount: Mount
+    path: str
+    path_info: str
 
 
 class MountTable:

@@ -1,0 +1,1 @@
+"""Static files: URL path -> file under the root, validators, conditional requests, ranges, listings."""

@@ -1,0 +1,49 @@
+"""Listeners: bind a listening socket, and accept a connection with the transport its listener speaks.
+
+The master binds (or inherits, from systemd or an upgrade) the sockets; each worker wraps them in Listeners.
+A listener chooses the transport of its connections: plain TCP today, TLS or a PROXY preamble later.
+"""
+
+import socket
+from dataclasses import dataclass
+
+from oserver.config import ConfigError
+from oserver.net.transport import TcpTransport
+
+
+def format_address(address):
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address) or "unix"
+
+
+def bind_listener(address, backlog):
+    """A non-blocking listening TCP socket on (host, port) (IPv6 literals bind v6-only, as nginx does)."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {format_address(address)}: {e.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass(slots=True, eq=False)
+class Listener:
+    """A listening socket and the transport its connections get."""
+
+    sock: socket.socket
+    make_transport: type = TcpTransport
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def accept(self):
+        """(transport, client address) of the next queued connection; BlockingIOError when there is none."""
+        sock, address = self.sock.accept()
+        sock.setblocking(False)
+        return self.make_transport(sock), address
+
+    def close(self):
+        self.sock.close()

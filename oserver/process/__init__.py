@@ -1,0 +1,2 @@
+"""Processes: the master (generations, signals), the workers (epoll loop, timers, accepting), shared stats,
+accept balancing and systemd."""

@@ -1,0 +1,28 @@
+"""What a worker's connections report, turned into shared counters and log lines: a request answered (status
+and path, counted before the reply is sent), a request refused (an info line), a response ended (bytes
+counted, the access log line)."""
+
+import logging
+
+from oserver.net.listeners import format_address
+
+
+class RequestEvents:
+    def __init__(self, slot, access_log, clock):
+        self.slot = slot
+        self.access = access_log.access if access_log.enabled else None  # called per response
+        self.clock = clock
+        self.log = logging.getLogger("oserver.worker")
+        self.answered = slot.count_request  # answered(status, path): no extra call on the hot path
+
+    def refused(self, client, error):
+        """A request refused before it could be answered normally (400, 408, 414, 431...)."""
+        self.log.info("%s: %s", format_address(client), error)
+        self.slot.count_request(error.status, None)
+
+    def response_done(self, client, response, aborted):
+        """A response ended (aborted: the connection closed first; only what was really sent counts)."""
+        body_bytes = response.body_bytes
+        self.slot.count_bytes(body_bytes + response.head_bytes)
+        if self.access is not None:
+            self.access(client, self.clock.now, response, body_bytes, aborted)

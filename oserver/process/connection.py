@@ -1,0 +1,138 @@
+"""One client connection in a worker's loop: its transport, its protocol, its timer and epoll interest.
+
+Moves bytes between the two (the transport reads and writes, the protocol decides), tells the loop which
+timer applies (from the protocol's state), and closes: at once, or lingering (the write side shut, what the
+client still sends read and dropped) after a refusal, so that the client reads the answer.
+"""
+
+import logging
+
+from oserver.http.output import SendFailed
+from oserver.http.protocol import CLOSING
+from oserver.http.response import error_reply, response_head
+
+RECV_SIZE = 65536
+INTERNAL_ERROR = (lambda reply: response_head(500, reply.fields, False) + reply.data)(error_reply(500))
+
+log = logging.getLogger("oserver.worker")
+
+
+class Connection:
+    __slots__ = ("loop", "transport", "protocol", "fd", "timer", "writing", "registered", "closed",
+                 "linger_until")
+
+    def __init__(self, loop, transport, protocol):
+        self.loop = loop
+        self.transport = transport
+        self.protocol = protocol
+        self.fd = transport.fd
+        self.timer = None  # the loop's timer queue this connection sits in
+        self.writing = False  # watched for EPOLLOUT (output blocked) instead of EPOLLIN
+        self.registered = False  # known to the loop's epoll
+        self.closed = False
+        self.linger_until = 0.0  # while lingering: when to close whatever the client does
+
+    @property
+    def address(self):
+        return self.protocol.client
+
+    # ------------------------------------------------------------ events
+
+    def on_readable(self):
+        if self.linger_until:
+            return self.discard_input()
+        try:
+            data = self.transport.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            return self.close()
+        if not data:
+            return self.close()
+        self.protocol.receive(data)
+        self.process()
+
+    def on_writable(self):
+        self.process()
+
+    def process(self):
+        """Answer what can be answered, send what can be sent; repeat while pipelined requests wait."""
+        protocol = self.protocol
+        while True:
+            more = protocol.advance()
+            if not self.flush():
+                return
+            if protocol.state is CLOSING:
+                return self.finish()
+            if not more:
+                break
+        self.loop.await_client(self, protocol.state)
+
+    def flush(self):
+        """Write queued output; True when all of it went out."""
+        try:
+            sent_all = self.protocol.write(self.transport)
+        except SendFailed as failure:
+            log.warning("%s; connection closed", failure)
+            return self.close()
+        except OSError:
+            return self.close()
+        if not sent_all:
+            if not self.writing:
+                self.writing = True
+                self.loop.watch_output(self)
+            self.loop.await_send(self)
+            return False
+        if self.writing:
+            self.writing = False
+            self.loop.watch_input(self)
+        return True
+
+    # ------------------------------------------------------------ timers and closing
+
+    def expire_head(self):
+        """header_timeout: the request head or body did not arrive in time: 408, then close."""
+        self.protocol.timeout()
+        if self.flush():
+            self.finish()
+
+    def finish(self):
+        """Everything is sent and nothing more will be read as a request: close, lingering after a refusal."""
+        if not self.protocol.linger:
+            return self.close()
+        self.transport.shutdown_write()
+        self.linger_until = self.loop.linger(self)
+
+    def discard_input(self):
+        """Lingering: read and drop what the client still sends, until it stops (or time is up)."""
+        try:
+            while self.transport.recv(RECV_SIZE):
+                if self.loop.clock.now >= self.linger_until:
+                    return self.close()
+        except BlockingIOError:
+            self.loop.linger(self)
+            return
+        except OSError:
+            pass
+        self.close()
+
+    def fail(self):
+        """A bug surfaced while handling this connection: answer 500 if nothing was sent yet, then close."""
+        if self.closed:
+            return
+        if not self.protocol.response_started():
+            self.protocol.abort()
+            try:
+                self.transport.send(INTERNAL_ERROR)
+            except OSError:
+                pass
+        self.close()
+
+    def close(self):
+        if self.closed:
+            return False
+        self.closed = True
+        self.protocol.abort()
+        self.loop.forget(self)
+        self.transport.close()
+        return False

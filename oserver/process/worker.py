@@ -1,0 +1,388 @@
+"""One worker process: its start (after the fork), and its epoll loop over the shared listening sockets and the
+connections it accepted.
+
+The loop owns accepting (through its AcceptPolicy), the per-state timer queues, graceful draining and the
+worker's signals, and nothing else: connections (connection.py) carry bytes between a transport and the
+HTTP protocol, which asks the router. Of other workers it knows only their connection counts in the shared
+stats; it talks to the master only through signals, its exit code and its stats slot (heartbeat included).
+"""
+
+import ctypes
+import errno
+import logging
+import os
+import select
+import signal
+import traceback
+
+from oserver.apps.executors import InlineExecutor
+from oserver.apps.mounts import MountError, load_mounts
+from oserver.files.static import StaticFiles
+from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
+from oserver.logs import AccessLog, reopen_error_log
+from oserver.net.listeners import Listener, format_address
+from oserver.process.accept import EXCLUSIVE_BATCHES, ONE_AT_A_TIME, AcceptPolicy
+from oserver.process.accounting import RequestEvents
+from oserver.process.connection import Connection
+from oserver.process.privileges import drop_privileges
+from oserver.process.timers import LoopClock, TimerQueue
+from oserver.process.titles import set_process_title
+from oserver.router import Router
+from oserver.status import StatusPage
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+
+POLL_TIMEOUT = 0.5  # seconds; also bounds how late timers and the heartbeat can run
+TICK_INTERVAL = 0.25  # seconds between timer / heartbeat / parent checks
+DRAIN_IDLE_GRACE = 2.0  # seconds a draining worker leaves idle keep-alive connections for a last request
+# nginx's lingering_timeout and lingering_time: after a refusal, wait this long for each further read of what
+# the client still sends, and no longer than LINGERING_TIME in all.
+LINGERING_TIMEOUT = 5.0
+LINGERING_TIME = 30.0
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+HANDLED_SIGNALS = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGQUIT: "quit", signal.SIGUSR1: "usr1"}
+# The master's own signals, which may reach a worker too (a terminal's process group): nothing to do here.
+IGNORED_SIGNALS = (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2)
+MOUNT_LOAD_FAILED = 3  # the exit code when the mounted code does not import (gunicorn's boot error)
+PR_SET_PDEATHSIG = 1
+
+log = logging.getLogger("oserver.worker")
+
+
+def run_worker(config, listeners, slot, generation, master_pid):
+    """Serve as a freshly forked worker: open the logs, drop privileges, load the mounted code, then serve.
+    Returns the exit code. Until the loop has its own handlers, TERM, INT and QUIT end the worker at once
+    (an import of slow mounted code never holds up a stop) and the other signals are ignored."""
+    for signum in (signal.SIGUSR1, *IGNORED_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the master forked this worker with signals blocked
+    set_process_title("oserver: worker process")
+    access_log = AccessLog(config.access_log, config.access_log_format)
+    drop_privileges(config.user, config.group)
+    set_parent_death_signal(signal.SIGTERM)  # after the privilege drop, which clears it
+    if os.getppid() != master_pid:  # the master died before the line above
+        return 1
+    try:
+        worker = Worker(config, listeners, slot, generation, access_log)
+    except MountError as e:
+        log.error("worker %d: %s\n%s", os.getpid(), e,
+                  "".join(traceback.format_exception(e.__cause__)) if e.__cause__ else "")
+        return MOUNT_LOAD_FAILED
+    return worker.run()
+
+
+def set_parent_death_signal(signum):
+    """Linux prctl(PR_SET_PDEATHSIG): the kernel signals this process when its parent dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Worker:
+    def __init__(self, config, listen_sockets, stats_slot, generation, access_log):
+        self.config = config
+        self.listeners = {sock.fileno(): Listener(sock) for sock in listen_sockets}
+        self.slot = stats_slot
+        self.generation = generation
+        self.logs = access_log
+        self.debug = log.isEnabledFor(logging.DEBUG)  # one line per connection event (--verbose)
+        self.clock = LoopClock()
+        mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
+        router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts)
+        self.services = Services(config, router, InlineExecutor(self.clock), self.clock,
+                                 RequestEvents(stats_slot, access_log, self.clock))
+        self.accept = AcceptPolicy(EXCLUSIVE_BATCHES if mounts is None else ONE_AT_A_TIME, stats_slot, generation)
+        self.connections = {}
+        self.epoll = None
+        self.signal_fd = None
+        self.accepting = False
+        self.poll_timeout = POLL_TIMEOUT
+        self.alive = True
+        self.drain_deadline = None
+        self.master_pid = os.getppid()
+        self.next_tick = 0.0
+        self.header_timers = TimerQueue("header", config.header_timeout, Connection.expire_head)
+        self.idle_timers = TimerQueue("keep-alive", config.keepalive_timeout, Connection.close)
+        self.send_timers = TimerQueue("send", config.send_timeout, Connection.close)
+        self.linger_timers = TimerQueue("linger", LINGERING_TIMEOUT, Connection.close)
+        self.timer_queues = (self.header_timers, self.idle_timers, self.send_timers, self.linger_timers)
+
+    @property
+    def draining(self):
+        return self.services.draining
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self):
+        """Serve until told to stop; returns the process exit code."""
+        self.epoll = select.epoll()
+        self.signal_fd = self.install_signals()
+        self.epoll.register(self.signal_fd, EPOLLIN)
+        self.start_accepting()
+        self.slot.worker_started(os.getpid(), self.generation)
+        connections = self.connections
+        listeners = self.listeners
+        clock = self.clock
+        while self.alive:
+            events = self.epoll.poll(self.poll_timeout)
+            clock.update()
+            for fd, mask in events:
+                conn = connections.get(fd)
+                if conn is not None:
+                    try:
+                        if conn.writing:
+                            conn.on_writable()
+                        else:
+                            conn.on_readable()
+                    except Exception:
+                        self.connection_failed(conn)
+                elif fd in listeners:
+                    self.accept_batch(listeners[fd])
+                elif fd == self.signal_fd:
+                    self.handle_signals()
+            if clock.now >= self.next_tick:
+                self.tick()
+        self.shutdown()
+        return 0
+
+    def tick(self):
+        """Periodic work: expire timers, beat the heart, flush logs, notice a dead master, finish draining."""
+        now = self.clock.now
+        self.next_tick = now + TICK_INTERVAL
+        self.poll_timeout = POLL_TIMEOUT
+        for queue in self.timer_queues:
+            self.expire_timers(queue)
+        self.slot.heartbeat(len(self.connections), len(self.idle_timers))
+        self.accept.balance.find_peers(now)
+        self.logs.flush()
+        if os.getppid() != self.master_pid:
+            log.error("master process %d is gone; worker exits", self.master_pid)
+            self.alive = False
+        self.resume_accepting()
+        if self.draining and (not self.connections or now >= self.drain_deadline):
+            self.alive = False
+
+    def expire_timers(self, queue):
+        now = self.clock.now
+        while queue:
+            conn, deadline = next(iter(queue.items()))
+            if deadline > now:
+                return
+            del queue[conn]
+            conn.timer = None
+            if self.debug:
+                log.debug("%s: %s timeout", format_address(conn.address), queue.name)
+            try:
+                queue.expire(conn)
+            except Exception:
+                self.connection_failed(conn)
+
+    def connection_failed(self, conn):
+        log.error("error on connection from %s:\n%s", format_address(conn.address), traceback.format_exc())
+        try:
+            conn.fail()
+        except Exception:
+            log.error("error while failing a connection:\n%s", traceback.format_exc())
+
+    # ------------------------------------------------------------ accepting
+
+    def start_accepting(self):
+        if self.is_full():
+            return
+        for fd in self.listeners:
+            self.epoll.register(fd, self.accept.mode.events)
+        self.accepting = True
+
+    def stop_accepting(self):
+        if self.accepting:
+            for fd in self.listeners:
+                self.epoll.unregister(fd)
+            self.accepting = False
+
+    def resume_accepting(self):
+        if not self.accepting and not self.draining and not self.accept.paused(self.clock.now):
+            self.start_accepting()
+
+    def is_full(self):
+        return len(self.connections) >= self.config.max_connections
+
+    def accept_batch(self, listener):
+        now = self.clock.now
+        policy = self.accept
+        if not self.draining and policy.defer_to_peers(len(self.connections), now):
+            return self.pause_accepting(policy.peers_pause_until)
+        accepted = 0
+        for _ in range(policy.mode.batch):
+            if self.is_full():
+                return self.stop_accepting()
+            try:
+                transport, address = listener.accept()
+            except BlockingIOError:
+                if policy.backlog_empty():
+                    log.warning("file descriptors available again")
+                break
+            except OSError as e:
+                if e.errno in OUT_OF_DESCRIPTORS:
+                    if policy.descriptors_exhausted(now):
+                        log.error("accept() failed: %s; pausing accepts until descriptors are free", e.strerror)
+                    return self.pause_accepting(policy.descriptors_pause_until)
+                continue  # ECONNABORTED and friends: that client is gone, the next may not be
+            accepted += 1
+            self.open_connection(transport, address)
+        if accepted:
+            if policy.mode.yields_turn:
+                self.yield_accept_turn(listener)
+            if len(self.connections) > policy.mode.slack:  # peers weigh this worker by its published count
+                self.slot.heartbeat(len(self.connections), len(self.idle_timers))
+
+    def open_connection(self, transport, address):
+        if self.debug:
+            log.debug("%s: accepted", format_address(address))
+        conn = Connection(self, transport, Http1Protocol(self.services, address, transport.local_address))
+        self.connections[conn.fd] = conn
+        self.set_timer(conn, self.header_timers)
+        try:
+            conn.on_readable()  # the request often arrives with the connection: answer it right away
+        except Exception:
+            self.connection_failed(conn)
+        if not conn.closed and not conn.registered:
+            self.register(conn)
+
+    def pause_accepting(self, until):
+        """Leave new clients in the backlog until `until` (the loop wakes up for it: no busy retrying)."""
+        self.next_tick = min(self.next_tick, until)
+        self.poll_timeout = min(self.poll_timeout, max(until - self.clock.now, 0.0))
+        self.stop_accepting()
+
+    def yield_accept_turn(self, listener):
+        """Step to the back of the listener's queue of waiting workers. EPOLLEXCLUSIVE wakes the first idle
+        worker in registration order, so without this one worker takes nearly every connection when they
+        come one after another (measured: 88-100% of them). Re-adding re-checks readiness: a connection
+        still queued is not missed."""
+        fd = listener.fileno()
+        self.epoll.unregister(fd)
+        self.epoll.register(fd, self.accept.mode.events)
+
+    # ------------------------------------------------------------ what connections ask of the loop
+
+    def set_timer(self, conn, queue):
+        current = conn.timer
+        if current is queue:
+            queue.move_to_end(conn)
+        elif current is not None:
+            del current[conn]
+        conn.timer = queue
+        queue[conn] = self.clock.now + queue.timeout
+
+    def clear_timer(self, conn):
+        if conn.timer is not None:
+            del conn.timer[conn]
+            conn.timer = None
+
+    def register(self, conn):
+        """Watch a connection that outlived its first read. Registration is lazy so that a connection answered
+        and closed straight from accept() costs no epoll calls (closing the socket drops it from epoll)."""
+        conn.registered = True
+        self.epoll.register(conn.fd, EPOLLOUT if conn.writing else EPOLLIN)
+        conn.transport.no_delay()
+
+    def await_client(self, conn, state):
+        """The connection has sent all it owes: it waits idle, for the rest of a started request (its clock
+        is not reset by trickling bytes: slowloris), or for mounted code."""
+        if not conn.registered:
+            self.register(conn)
+        if state is IDLE:
+            self.set_timer(conn, self.idle_timers)
+        elif state is WAITING_FOR_APP:
+            self.clear_timer(conn)
+        elif conn.timer is not self.header_timers:
+            self.set_timer(conn, self.header_timers)
+
+    def await_send(self, conn):
+        self.set_timer(conn, self.send_timers)
+
+    def linger(self, conn):
+        """A lingering close: watch for the client's last bytes, each read within LINGERING_TIMEOUT; returns
+        when the lingering must end, whatever the client does."""
+        if not conn.registered:
+            self.register(conn)
+        self.set_timer(conn, self.linger_timers)
+        return self.clock.now + LINGERING_TIME
+
+    def watch_output(self, conn):
+        if conn.registered:
+            self.epoll.modify(conn.fd, EPOLLOUT)
+
+    def watch_input(self, conn):
+        self.epoll.modify(conn.fd, EPOLLIN)
+
+    def forget(self, conn):
+        if self.debug:
+            log.debug("%s: closed", format_address(conn.address))
+        del self.connections[conn.fd]
+        self.clear_timer(conn)
+        self.resume_accepting()
+
+    # ------------------------------------------------------------ signals and stopping
+
+    def install_signals(self):
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, lambda signum, frame: None)  # the wakeup fd carries it; the loop acts
+        for signum in IGNORED_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        return read_fd
+
+    def handle_signals(self):
+        try:
+            received = os.read(self.signal_fd, 64)
+        except BlockingIOError:
+            return
+        for signum in received:
+            name = HANDLED_SIGNALS.get(signum)
+            if name is not None:
+                getattr(self, "handle_" + name)()
+
+    def handle_term(self):
+        self.alive = False
+
+    handle_int = handle_term
+
+    def handle_quit(self):
+        self.start_draining()
+
+    def handle_usr1(self):
+        self.logs.reopen()
+        reopen_error_log()
+
+    def start_draining(self):
+        """Graceful stop: accept nothing more, finish every request (each answered with Connection: close),
+        close idle keep-alive connections after a short grace, then exit.
+
+        The grace is for clients about to reuse an idle connection: closing it under them would fail their
+        request, while answering it with Connection: close sends them cleanly to a new connection."""
+        if self.draining:
+            return
+        self.services.draining = True
+        self.drain_deadline = self.clock.now + self.config.graceful_timeout
+        if self.accepting:  # EPOLLEXCLUSIVE may have woken only this worker for the connections queued now
+            for listener in self.listeners.values():
+                self.accept_batch(listener)
+        self.stop_accepting()
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners.clear()
+        idle = self.idle_timers
+        idle.timeout = min(idle.timeout, DRAIN_IDLE_GRACE)
+        for conn in list(idle):
+            self.set_timer(conn, idle)
+        self.next_tick = 0.0
+
+    def shutdown(self):
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.logs.flush()
+        self.slot.worker_stopped()

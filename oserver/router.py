@@ -1,0 +1,27 @@
+"""The router: for a parsed request, which responder answers it. A pure decision, in this order: the status
+page, the health probe, mounted code (the longest matching prefix), else the static files.
+
+Returns a Reply, or the Route of mounted code (which the protocol hands to the executor once the request's
+body is in). Later: which site.
+"""
+
+from oserver.status import health_reply
+
+
+class Router:
+    def __init__(self, config, static_files, status_page, mounts):
+        self.status_path = config.status_path  # "" (off) never equals a request path
+        self.health_path = config.health_path
+        self.status = status_page
+        self.mounts = mounts  # a MountTable, or None when nothing is mounted
+        self.static = static_files
+
+    def route(self, request, client):
+        path = request.path
+        if path == self.status_path:
+            return self.status.respond(request, client)
+        if path == self.health_path:
+            return health_reply(request)
+        if self.mounts is not None and (route := self.mounts.route(path)) is not None:
+            return route
+        return self.static.respond(request)

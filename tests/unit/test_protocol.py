@@ -1,0 +1,298 @@
+"""The HTTP/1.1 protocol state machine, fed bytes: no socket, no worker, no router but a stand-in."""
+
+import dataclasses
+import re
+
+import pytest
+
+from oserver.apps.mounts import Mount, Route
+from oserver.config import Config
+from oserver.http.output import FileSpan, SendFailed
+from oserver.http.protocol import (CLOSING, IDLE, PIPELINE_DEPTH, READING_BODY, READING_HEAD, WAITING_FOR_APP,
+                                   Http1Protocol, Services)
+from oserver.http.response import Reply
+
+CLIENT = ("192.0.2.1", 40000)
+HELLO = Reply(200, b"Content-Type: text/plain\r\nContent-Length: 5\r\n", b"hello")
+
+
+def get(path="/", extra=b""):
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"
+
+
+class Router:
+    """Paths under /app go to mounted code; anything else gets HELLO."""
+
+    def __init__(self):
+        self.app = Route(Mount("/app", "test:app", None, "handler"), "/app", "")
+
+    def route(self, request, client):
+        return self.app if request.path.startswith("/app") else HELLO
+
+
+class Executor:
+    """Holds AppCalls until the test answers them (as a thread pool would)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def submit(self, call, protocol):
+        self.calls.append((call, protocol))
+
+    def answer(self, reply):
+        call, protocol = self.calls.pop(0)
+        protocol.app_replied(call, reply)
+
+
+class Clock:
+    now = 100.0
+
+
+class Events:
+    def __init__(self):
+        self.answered_statuses = []
+        self.refused_statuses = []
+        self.done = []  # (status, body bytes, aborted)
+
+    def answered(self, status, path):
+        self.answered_statuses.append(status)
+
+    def refused(self, client, error):
+        self.refused_statuses.append(error.status)
+
+    def response_done(self, client, response, aborted):
+        self.done.append((response.status, response.body_bytes, aborted))
+
+
+class Transport:
+    """Takes up to `room` bytes (then is full: BlockingIOError), as a socket's send buffer would."""
+
+    def __init__(self, room=1 << 30):
+        self.room = room
+        self.sent = bytearray()
+
+    def send(self, data):
+        if self.room <= 0:
+            raise BlockingIOError
+        n = min(len(data), self.room)
+        self.sent += bytes(data[:n])
+        self.room -= n
+        return n
+
+    send_corked = send
+
+    def sendfile(self, file, offset, count):
+        return self.send(file.read_at(offset, count))
+
+
+class FakeFile:
+    name = "fake"
+
+    def __init__(self, data):
+        self.data = data
+
+    def read_at(self, offset, count):
+        return self.data[offset:offset + count]
+
+
+def protocol(**limits):
+    services = Services(dataclasses.replace(Config(), **limits), Router(), Executor(), Clock(), Events())
+    return Http1Protocol(services, CLIENT, lambda: ("127.0.0.1", 8080))
+
+
+def feed(proto, data):
+    proto.receive(data)
+    return proto.advance()
+
+
+def responses(proto, transport=None):
+    transport = transport or Transport()
+    proto.write(transport)
+    return bytes(transport.sent)
+
+
+def statuses(wire):
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", wire)]
+
+
+# ---------------------------------------------------------------- requests and states
+
+def test_a_request_is_answered_and_the_connection_goes_idle():
+    proto = protocol()
+    feed(proto, get())
+    wire = responses(proto)
+    assert wire.startswith(b"HTTP/1.1 200 OK\r\n") and wire.endswith(b"keep-alive\r\n\r\nhello")
+    assert proto.state is IDLE and proto.services.events.done == [(200, 5, False)]
+
+
+def test_a_partial_head_waits_in_reading_head():
+    proto = protocol()
+    feed(proto, b"GET / HTTP/1.1\r\nHo")
+    assert proto.state is READING_HEAD and proto.out == []
+    feed(proto, b"st: x\r\n\r\n")
+    assert statuses(responses(proto)) == [200] and proto.state is IDLE
+
+
+def test_pipelined_requests_are_answered_in_order():
+    proto = protocol()
+    feed(proto, get("/a") + get("/app") + get("/b"))
+    proto.services.executor.answer(Reply(201, b"Content-Length: 0\r\n"))
+    proto.advance()
+    assert statuses(responses(proto)) == [200, 201, 200]
+
+
+def test_pipelining_stops_at_the_queue_depth_and_resumes_once_sent():
+    proto = protocol()
+    assert feed(proto, get() * (PIPELINE_DEPTH + 4)) is True
+    assert len(proto.out) == PIPELINE_DEPTH
+    responses(proto)
+    assert proto.advance() is False and len(proto.out) == 4
+
+
+def test_connection_close_answers_then_reads_nothing_more():
+    proto = protocol()
+    feed(proto, get("/", b"Connection: close\r\n") + get("/next"))
+    wire = responses(proto)
+    assert statuses(wire) == [200] and b"Connection: close\r\n" in wire
+    assert proto.state is CLOSING and not proto.linger
+
+
+def test_draining_answers_with_connection_close():
+    proto = protocol()
+    proto.services.draining = True
+    feed(proto, get())
+    assert b"Connection: close\r\n" in responses(proto) and proto.state is CLOSING
+
+
+def test_a_body_sent_to_a_file_is_read_past():
+    proto = protocol()
+    feed(proto, get("/", b"Content-Length: 5\r\n") + b"123")
+    assert proto.state is READING_BODY
+    feed(proto, b"45" + get("/next"))
+    assert statuses(responses(proto)) == [200, 200] and proto.state is IDLE
+
+
+def test_a_head_request_gets_no_body():
+    proto = protocol()
+    feed(proto, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert responses(proto).endswith(b"\r\n\r\n")
+
+
+# ---------------------------------------------------------------- mounted code
+
+def test_mounted_code_gets_its_chunked_body_once_whole():
+    proto = protocol()
+    feed(proto, b"POST /app HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    assert proto.state is READING_BODY and proto.services.executor.calls == []
+    feed(proto, b"0\r\n\r\n")
+    (call, _), = proto.services.executor.calls
+    assert call.body == b"abc" and proto.state is WAITING_FOR_APP
+
+
+def test_the_next_request_waits_while_mounted_code_runs():
+    proto = protocol()
+    feed(proto, get("/app") + get("/b"))
+    assert proto.state is WAITING_FOR_APP and proto.out == []
+    proto.services.executor.answer(HELLO)
+    proto.advance()
+    assert statuses(responses(proto)) == [200, 200]
+
+
+def test_expect_100_continue_is_answered_before_the_body():
+    proto = protocol()
+    feed(proto, b"POST /app HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    assert responses(proto) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    feed(proto, b"ok")
+    proto.services.executor.answer(HELLO)
+    assert statuses(responses(proto)) == [200]
+
+
+def test_mounted_code_may_end_keep_alive():
+    proto = protocol()
+    feed(proto, get("/app"))
+    proto.services.executor.answer(dataclasses.replace(HELLO, keep_alive=False))
+    assert b"Connection: close\r\n" in responses(proto) and proto.state is CLOSING
+
+
+# ---------------------------------------------------------------- refusals
+
+def test_an_oversized_head_arriving_whole_is_refused_with_431_and_lingers():
+    proto = protocol()
+    feed(proto, get("/", b"X-Big: " + b"a" * 70000 + b"\r\n"))
+    assert statuses(responses(proto)) == [431]
+    assert proto.state is CLOSING and proto.linger and proto.services.events.refused_statuses == [431]
+
+
+def test_a_long_request_line_arriving_whole_is_414_not_431():
+    proto = protocol()
+    feed(proto, get("/" + "a" * 20000))
+    assert statuses(responses(proto)) == [414]
+
+
+def test_a_malformed_request_is_400_and_nothing_after_it_is_read():
+    proto = protocol()
+    feed(proto, b"GET / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n" + get())
+    assert statuses(responses(proto)) == [400] and proto.state is CLOSING
+
+
+def test_too_large_a_body_after_a_static_reply_closes_after_that_reply():
+    proto = protocol(max_body_bytes=4)
+    feed(proto, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n")
+    assert statuses(responses(proto)) == [200] and proto.state is CLOSING and proto.linger
+
+
+def test_a_timeout_is_408_without_lingering():
+    proto = protocol()
+    feed(proto, b"GET / HTT")
+    proto.timeout()
+    assert statuses(responses(proto)) == [408] and proto.state is CLOSING and not proto.linger
+
+
+def test_a_timeout_while_mounted_code_waits_for_its_body_logs_its_request():
+    proto = protocol()
+    feed(proto, b"POST /app HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc")
+    proto.timeout()
+    assert statuses(responses(proto)) == [408] and proto.out == []
+    assert proto.app_call is None and proto.body is None
+
+
+# ---------------------------------------------------------------- output
+
+def test_a_full_transport_keeps_the_rest_for_later():
+    proto = protocol()
+    feed(proto, get())
+    transport = Transport(room=10)
+    assert proto.write(transport) is False and len(transport.sent) == 10
+    transport.room = 1 << 20
+    assert proto.write(transport) is True and transport.sent.endswith(b"hello")
+
+
+def test_a_file_is_sent_in_send_quota_slices():
+    proto = protocol(send_quota=4096)
+    data = bytes(range(256)) * 64
+    proto.services.router.route = lambda request, client: Reply(
+        200, b"Content-Length: %d\r\n" % len(data), parts=(FileSpan(FakeFile(data), 0, len(data)),))
+    feed(proto, get())
+    transport = Transport()
+    turns = 1
+    while not proto.write(transport):
+        turns += 1
+    assert transport.sent.endswith(data) and turns == len(data) // 4096
+
+
+def test_a_truncated_file_fails_the_response():
+    proto = protocol()
+    proto.services.router.route = lambda request, client: Reply(
+        200, b"Content-Length: 100\r\n", parts=(FileSpan(FakeFile(b"short"), 0, 100),))
+    feed(proto, get())
+    with pytest.raises(SendFailed):
+        proto.write(Transport())
+
+
+def test_abort_ends_every_queued_response_as_aborted():
+    proto = protocol()
+    feed(proto, get() + get())
+    proto.write(Transport(room=5))
+    assert proto.response_started()
+    proto.abort()
+    assert proto.services.events.done == [(200, 0, True), (200, 0, True)] and proto.out == []
