@@ -1,12 +1,13 @@
 """The load tools: builds wrk and ab command lines, runs them bounded in time, parses their reports.
 
 Parsing is pure (text in, a Result out) so it is unit-tested on captured outputs; running is a subprocess
-with a timeout. A Result holds requests/s, bytes/s, p99 latency (seconds), failures and the command used.
+with a timeout. A Result holds requests/s, bytes/s, p99 latency (seconds), failures and the command used,
+and, once the bench has read the server's CPU time around the run, the CPU time per request.
 """
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TOOL_GRACE = 60.0  # seconds a tool may run past its nominal duration before it is killed
 WRK_THREADS = 1
@@ -26,6 +27,8 @@ class Result:
     p99_s: float | None
     requests: int
     failed: int  # ab: failed requests; wrk: socket errors + non-2xx/3xx responses
+    error_statuses: int = field(default=0, kw_only=True)  # the non-2xx/3xx responses counted in `failed`
+    cpu_per_request_s: float | None = field(default=None, kw_only=True)  # the server's, set by bench.run
 
 
 # ------------------------------------------------------------------ command lines
@@ -50,12 +53,12 @@ def parse_wrk(text, command=""):
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    failed = sum(map(int, errors.groups())) if errors else 0
-    failed += int(non_2xx.group(1)) if non_2xx else 0
+    error_statuses = int(non_2xx.group(1)) if non_2xx else 0
+    failed = (sum(map(int, errors.groups())) if errors else 0) + error_statuses
     return Result(command=command, requests_per_s=rps,
                   bytes_per_s=float(transfer.group(1)) * UNIT_BYTES[transfer.group(2)],
                   p99_s=float(p99.group(1)) * UNIT_SECONDS[p99.group(2)] if p99 else None,
-                  requests=int(total.group(1)), failed=failed)
+                  requests=int(total.group(1)), failed=failed, error_statuses=error_statuses)
 
 
 def parse_ab(text, command=""):
@@ -70,7 +73,7 @@ def parse_ab(text, command=""):
     p99_ms = search_float(r"^\s+99%\s+(\d+)", text)
     return Result(command=command, requests_per_s=rps, bytes_per_s=rate * 1024,
                   p99_s=p99_ms / 1000 if p99_ms is not None else None,
-                  requests=int(complete), failed=int(failed + non_2xx))
+                  requests=int(complete), failed=int(failed + non_2xx), error_statuses=int(non_2xx))
 
 
 def search_float(pattern, text):

@@ -16,8 +16,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, replace
 
-from bench import loadgen, report, servers
-from bench.scale import proc_cpu_seconds
+from bench import cputime, loadgen, report, servers
 
 WORKER_COUNTS = (1, 2, 4)
 CONNECTIONS = 16  # enough for four workers to each hold several requests waiting on I/O
@@ -125,7 +124,7 @@ def parse_cpu_ms(body):
 def workers_cpu_seconds(server):
     """User + system CPU seconds used so far by the master's children, its workers."""
     with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
-        return sum(proc_cpu_seconds(int(pid)) for pid in f.read().split())
+        return sum(cputime.process_seconds(int(pid)) for pid in f.read().split())
 
 
 def run_wrk(url, seconds):

@@ -1,7 +1,10 @@
 """Turns the measured rounds into bench/results.md (medians, ratios, goals) and bench/results.png.
 
-A table is {workload key: {server name: [Result per round]}}. Everything here is a pure function of the
-tables and the run's Context except machine_info (reads /proc, asks the tools their versions) and the writers.
+A table is {workload key: {server name: [Result per round]}}. Beside each throughput figure stands the
+server's CPU time per request (microseconds), with issue 13's goal: OServer's <= nginx's on every workload.
+With an OServer (baseline) in the rounds, a table compares the OServer under test with it, workload by
+workload. Everything here is a pure function of the tables and the run's Context except machine_info (reads
+/proc, asks the tools their versions) and the writers.
 """
 
 import datetime
@@ -11,13 +14,19 @@ import statistics
 import subprocess
 from dataclasses import dataclass
 
-from bench.workloads import AB_WORKLOADS, CONCURRENCY, ISSUE_AB_REQUESTS, P99_GOAL, SMALL_KEEPALIVE, WORKLOADS, Settings
+from bench.servers import BASELINE, OSERVER
+from bench.workloads import (AB_WORKLOADS, BASELINE_LOSS, CONCURRENCY, CPU_GOAL, ISSUE_AB_REQUESTS, P99_GOAL,
+                             SMALL_KEEPALIVE, WORKLOADS, Settings)
 
 PORT_PLACEHOLDER = "http://127.0.0.1:PORT"
-SERVER_COLOURS = {"OServer": "#1f77b4", "nginx": "#2ca02c", "http.server": "#ff7f0e", "gunicorn": "#9467bd"}
+SERVER_COLOURS = {OSERVER: "#1f77b4", BASELINE: "#aec7e8", "nginx": "#2ca02c", "http.server": "#ff7f0e",
+                  "gunicorn": "#9467bd"}
 METRIC_UNITS = {"requests_per_s": "requests/s", "bytes_per_s": "MB/s"}
+CPU_METRIC = "cpu_per_request_s"
 BYTES_PER_MB = 1e6
-CHART_SIZE = (12, 5.5)
+MICROSECONDS = 1e6
+NO_GOAL = "-"  # the goal (and verdict) cell of a workload without a throughput goal
+CHART_SIZE = (14, 5.5)
 CHART_DPI = 110
 CHART_HEADROOM = 2.5  # factor between the extreme bars and the ends of the log axis
 
@@ -28,6 +37,7 @@ class Context:
     machine: dict
     elapsed_s: float
     oserver: str  # which httpd.py, at which commit, run by which python
+    baseline: str | None  # the same for OServer (baseline), when one ran
     load: tuple  # 1-minute load average at the start and at the end: how busy the machine was
 
 
@@ -78,14 +88,14 @@ def median(results, metric):
     return statistics.median(values) if values else None
 
 
-def ratio(table, workload_key, metric):
-    """OServer / nginx: the median of the per-round ratios, each round having measured both back to back."""
+def ratio(table, workload_key, metric, mine=OSERVER, theirs="nginx"):
+    """mine / theirs: the median of the per-round ratios, each round having measured both back to back."""
     row = table[workload_key]
     ratios = []
-    for oserver, nginx in zip(row.get("OServer", []), row.get("nginx", [])):
-        mine, theirs = round_value(oserver, metric), round_value(nginx, metric)
-        if mine is not None and theirs:
-            ratios.append(mine / theirs)
+    for my_result, their_result in zip(row.get(mine, []), row.get(theirs, [])):
+        my_value, their_value = round_value(my_result, metric), round_value(their_result, metric)
+        if my_value is not None and their_value:
+            ratios.append(my_value / their_value)
     return statistics.median(ratios) if ratios else None
 
 
@@ -93,20 +103,53 @@ def failures(results):
     return sum(r.failed for r in results if r is not None)
 
 
+def at_most(value, limit):
+    """value <= limit, or None (no verdict) without a value."""
+    return None if value is None else value <= limit
+
+
+def at_least(value, limit):
+    """value >= limit, or None (no verdict) without a value."""
+    return None if value is None else value >= limit
+
+
+@dataclass(frozen=True)
+class GoalRow:
+    """One line of a goals table: a metric of one workload, OServer / nginx, the goal and whether it is met;
+    a workload's line also has the CPU time per request, OServer / nginx, and whether issue 13's CPU goal is met."""
+
+    label: str
+    unit: str
+    metric: str
+    key: str  # the workload's
+    ratio: float | None
+    goal: str
+    met: bool | None  # None: not measured, or no goal
+    cpu_ratio: float | None = None
+    cpu_met: bool | None = None
+    has_cpu: bool = False
+
+
 def goal_rows(table):
-    """(label, unit, metric, workload key, goal text, met or None) for each goal of issue 7."""
-    rows = []
-    for w in WORKLOADS:
-        r = ratio(table, w.key, w.metric)
-        met = r is not None and r >= w.goal
-        if w.key == "large-close":
-            met = met and failures(table[w.key].get("OServer", [])) == 0
-        rows.append((w.title, METRIC_UNITS[w.metric], w.metric, w.key, r, f">= {w.goal}" +
-                     (", 0 failed" if w.key == "large-close" else ""), met if r is not None else None))
+    """A GoalRow per workload (issue 7's throughput goals, issue 13's CPU goal), then the p99 latency goal."""
+    return [workload_row(table, w) for w in WORKLOADS] + [p99_row(table)]
+
+
+def workload_row(table, w):
+    r, cpu = ratio(table, w.key, w.metric), ratio(table, w.key, CPU_METRIC)
+    goal, met = NO_GOAL, None
+    if w.goal is not None:
+        goal, met = f">= {w.goal}", at_least(r, w.goal)
+    if w.key == "large-close":
+        goal, met = goal + ", 0 failed", met and failures(table[w.key].get(OSERVER, [])) == 0
+    return GoalRow(w.title, METRIC_UNITS[w.metric], w.metric, w.key, r, goal, met, cpu, at_most(cpu, CPU_GOAL),
+                   has_cpu=True)
+
+
+def p99_row(table):
     r = ratio(table, SMALL_KEEPALIVE.key, "p99_s")
-    rows.append(("p99 latency of the keep-alive small-page run", "ms", "p99_s", SMALL_KEEPALIVE.key, r,
-                 f"<= {P99_GOAL}x", r <= P99_GOAL if r is not None else None))
-    return rows
+    return GoalRow("p99 latency of the keep-alive small-page run", "ms", "p99_s", SMALL_KEEPALIVE.key, r,
+                   f"<= {P99_GOAL}x", at_most(r, P99_GOAL))
 
 
 # ------------------------------------------------------------------ Markdown
@@ -116,6 +159,8 @@ def format_value(value, metric):
         return "n/a"
     if metric == "p99_s":
         return f"{value * 1000:.2f}"
+    if metric == CPU_METRIC:
+        return f"{value * MICROSECONDS:,.1f}"
     if metric == "bytes_per_s":
         return f"{value / BYTES_PER_MB:,.0f}"
     return f"{value:,.0f}"
@@ -131,31 +176,85 @@ def format_cell(results, metric):
     return cell
 
 
+def format_ratio(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def verdict(met):
     return "n/a" if met is None else ("**yes**" if met else "no")
 
 
+def table_line(cells):
+    return "| " + " | ".join(cells) + " |"
+
+
 def goals_table(table):
-    lines = ["| workload | unit | OServer | nginx | OServer / nginx | goal | met | errors OServer / nginx |",
-             "|---|---|---:|---:|---:|---|---|---|"]
-    for label, unit, metric, key, r, goal, met in goal_rows(table):
-        row = table[key]
-        lines.append(f"| {label} | {unit} | {format_cell(row.get('OServer', []), metric)} | "
-                     f"{format_cell(row.get('nginx', []), metric)} | {'n/a' if r is None else f'{r:.2f}'} | "
-                     f"{goal} | {verdict(met)} | {failures(row.get('OServer', []))} / "
-                     f"{failures(row.get('nginx', []))} |")
+    lines = ["| workload | unit | OServer | nginx | OServer / nginx | goal | met | CPU µs/request OServer | "
+             f"CPU µs/request nginx | CPU OServer / nginx | CPU goal (<= {CPU_GOAL}x) met | errors OServer / nginx |",
+             "|---|---|---:|---:|---:|---|---|---:|---:|---:|---|---|"]
+    for g in goal_rows(table):
+        mine, theirs = table[g.key].get(OSERVER, []), table[g.key].get("nginx", [])
+        met = NO_GOAL if g.goal == NO_GOAL else verdict(g.met)
+        cpu = [format_cell(mine, CPU_METRIC), format_cell(theirs, CPU_METRIC), format_ratio(g.cpu_ratio),
+               verdict(g.cpu_met)] if g.has_cpu else [""] * 4
+        lines.append(table_line([g.label, g.unit, format_cell(mine, g.metric), format_cell(theirs, g.metric),
+                                 format_ratio(g.ratio), g.goal, met, *cpu, f"{failures(mine)} / {failures(theirs)}"]))
+    return lines
+
+
+def cpu_goal_summary(table):
+    """One sentence: on how many workloads OServer's CPU per request is within the goal, and where it is not."""
+    rows = [g for g in goal_rows(table) if g.has_cpu]
+    missed = [f"{g.label} ({format_ratio(g.cpu_ratio)}x)" for g in rows if g.cpu_met is False]
+    unmeasured = sum(g.cpu_met is None for g in rows)
+    sentence = (f"CPU goal (issue 13: OServer's CPU time per request at most {CPU_GOAL}x nginx's): met on "
+                f"{sum(g.cpu_met is True for g in rows)} of {len(rows)} workloads")
+    sentence += f"; missed on {'; '.join(missed)}" if missed else ""
+    sentence += f"; {unmeasured} not measured" if unmeasured else ""
+    return sentence + "."
+
+
+def baseline_table(table):
+    """OServer under test / OServer (baseline) per workload: throughput and CPU per request, each against the
+    issue's "no workload loses more than 3%"."""
+    loss = f"{BASELINE_LOSS:.0%}"
+    lines = ["| workload | unit | OServer | baseline | OServer / baseline | CPU µs/request OServer | "
+             f"CPU µs/request baseline | CPU OServer / baseline | throughput within {loss} | CPU within {loss} |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for w in WORKLOADS:
+        mine, theirs = table[w.key].get(OSERVER, []), table[w.key].get(BASELINE, [])
+        r, cpu = ratio(table, w.key, w.metric, theirs=BASELINE), ratio(table, w.key, CPU_METRIC, theirs=BASELINE)
+        lines.append(table_line([w.title, METRIC_UNITS[w.metric], format_cell(mine, w.metric),
+                                 format_cell(theirs, w.metric), format_ratio(r), format_cell(mine, CPU_METRIC),
+                                 format_cell(theirs, CPU_METRIC), format_ratio(cpu),
+                                 verdict(at_least(r, 1 - BASELINE_LOSS)),
+                                 verdict(at_most(cpu, 1 + BASELINE_LOSS))]))
+    return lines
+
+
+def has_baseline(table):
+    return any(BASELINE in row for row in table.values())
+
+
+def results_section(title, table):
+    """A goals table, the CPU goal's summary, and the comparison with the baseline when one ran."""
+    lines = [f"## {title}", "", *goals_table(table), "", cpu_goal_summary(table), ""]
+    if has_baseline(table):
+        lines += ["The OServer under test against OServer (baseline), measured in the same rounds:", "",
+                  *baseline_table(table), ""]
     return lines
 
 
 def python_servers_table(table):
     row = table[SMALL_KEEPALIVE.key]
-    reference = median(row.get("OServer", []), "requests_per_s")
-    lines = ["| server | requests/s | p99 latency (ms) | OServer / this server | errors |", "|---|---:|---:|---:|---:|"]
+    reference = median(row.get(OSERVER, []), "requests_per_s")
+    lines = ["| server | requests/s | CPU µs/request | p99 latency (ms) | OServer / this server | errors |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, results in row.items():
         rps = median(results, "requests_per_s")
         speedup = f"{reference / rps:.1f}x" if rps and reference else "n/a"
-        lines.append(f"| {name} | {format_cell(results, 'requests_per_s')} | {format_cell(results, 'p99_s')} | "
-                     f"{speedup} | {failures(results)} |")
+        lines.append(table_line([name, format_cell(results, "requests_per_s"), format_cell(results, CPU_METRIC),
+                                 format_cell(results, "p99_s"), speedup, str(failures(results))]))
     return lines
 
 
@@ -187,20 +286,32 @@ def markdown(context, logs_off, logs_on):
         f"start, {context.load[1]:.1f} at the end (other work on the machine makes rounds differ)",
         f"- Tools: {m['nginx']}; {m['wrk']}; {m['ab']}",
         f"- OServer: `httpd.py -r ROOT -b 127.0.0.1 -p PORT -w 2` (`{context.oserver}`); nginx: 2 workers, "
-        "`sendfile on`, keep-alive (timeout 15 s, `keepalive_requests 1000000`), the same document root "
-        "(a copy of `httptest/`); both on loopback, sharing the 2 cores with the load tool.",
+        "`sendfile on`, keep-alive (timeout 15 s, `keepalive_requests 1000000`), `log_not_found off` (OServer "
+        "logs no 404 either), the same document root (a copy of `httptest/`); both on loopback, sharing the 2 "
+        "cores with the load tool.",
+        *baseline_note(context),
         f"- {s.rounds} round(s), servers interleaved (A B, then B A, ...) after a {s.warmup_seconds} s wrk warm-up "
         "of each; each cell is the median over the rounds, (min-max) beside it; OServer / nginx is the median of "
-        "the per-round ratios (both servers measured back to back).", "",
+        "the per-round ratios (both servers measured back to back).",
+        "- CPU µs/request: the user + system CPU time of all the server's processes (master and workers, from "
+        "`/proc/PID/stat`) over a run, divided by the requests the run served, in microseconds. It leaves out "
+        "the load tool that shares the cores, so it varies less from round to round than requests/s.", "",
         "## Commands", "", *commands_table(s), "", *scaled_ab_note(s),
-        "## Access logs off", "", *goals_table(logs_off), "",
-        "## Access logs on (OServer `--access-log FILE`, nginx `access_log FILE`)", "", *goals_table(logs_on), "",
+        *results_section("Access logs off", logs_off),
+        *results_section("Access logs on (OServer `--access-log FILE`, nginx `access_log FILE`)", logs_on),
         "## The Python servers a user might pick instead (38-byte page, keep-alive, logs off)", "",
         *python_servers_table(logs_off), "",
         "`python -m http.server` (stdlib, HTTP/1.0: a connection per request, one log line per request to a file); "
         "gunicorn: `--worker-class gthread --workers 2 --threads 4` with `bench/wsgi_static.py`.", "",
         "![requests/s per workload per server](results.png)", ""]
     return "\n".join(lines)
+
+
+def baseline_note(context):
+    if context.baseline is None:
+        return []
+    return [f"- OServer (baseline): the same command from another checkout (`{context.baseline}`, "
+            "`BENCH_OSERVER_BASELINE_DIR`), in the same rounds as the others."]
 
 
 def write_markdown(path, context, logs_off, logs_on):

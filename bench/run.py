@@ -1,16 +1,19 @@
-"""`make bench`: OServer side by side with nginx (and the Python servers) on the workloads of issue 7.
+"""`make bench`: OServer side by side with nginx (and the Python servers) on the workloads of issues 7 and 13.
 
 Builds a document root, starts every server as a process group of its own, warms them up, runs each
-workload for each server interleaved over several rounds (logs off, then access logs on), writes
-bench/results.md and bench/results.png, and stops everything it started, even on Ctrl-C or an error.
+workload for each server interleaved over several rounds (logs off, then access logs on), reading each
+server's CPU time before and after every run, writes bench/results.md and bench/results.png, and stops
+everything it started, even on Ctrl-C or an error. BENCH_OSERVER_BASELINE_DIR=DIR adds a second OServer,
+run from that checkout, to the same rounds.
 """
 
 import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
-from bench import loadgen, report, servers
+from bench import cputime, loadgen, report, servers
 from bench.workloads import AB_WORKLOADS, CONCURRENCY, LARGE_PAGE, SMALL_KEEPALIVE, SMALL_PAGE, WORKLOADS, Settings
 
 WORK_DIR, DOCROOT = servers.WORK_DIR, servers.DOCROOT
@@ -18,19 +21,28 @@ LOG_DIR = os.path.join(WORK_DIR, "logs")
 RESULTS_MD = os.path.join(servers.BENCH_DIR, "results.md")
 RESULTS_PNG = os.path.join(servers.BENCH_DIR, "results.png")
 BUDGET_S = 600  # the whole bench must fit in ten minutes
-MAIN_SERVERS = ("OServer", "nginx")
+SECOND_IN = {"ms": 1e3, "us": 1e6}
+SETTLE_S = 0.2  # seconds a server gets to close the connections a run leaves before its CPU time is read
 
 
 def start_main_servers(fleet, with_access_logs):
-    logs = {}
-    if with_access_logs:
-        os.makedirs(LOG_DIR, exist_ok=True)
-        logs = {name: os.path.join(LOG_DIR, f"{name}-access.log") for name in MAIN_SERVERS}
-        for path in logs.values():
-            if os.path.exists(path):
-                os.unlink(path)
-    return [fleet.start(servers.oserver(DOCROOT, WORK_DIR, logs.get("OServer")), SMALL_PAGE),
-            fleet.start(servers.nginx(DOCROOT, WORK_DIR, logs.get("nginx")), SMALL_PAGE)]
+    """OServer and nginx, and OServer (baseline) when BENCH_OSERVER_BASELINE_DIR names another checkout."""
+    def log(name):
+        return fresh_access_log(name) if with_access_logs else None
+    main = [servers.oserver(DOCROOT, WORK_DIR, log(servers.OSERVER)),
+            servers.nginx(DOCROOT, WORK_DIR, log("nginx"))]
+    baseline = servers.baseline_httpd()
+    if baseline:
+        main.append(servers.oserver(DOCROOT, WORK_DIR, log(servers.BASELINE), httpd=baseline, name=servers.BASELINE))
+    return [fleet.start(server, SMALL_PAGE) for server in main]
+
+
+def fresh_access_log(server_name):
+    os.makedirs(LOG_DIR, exist_ok=True)
+    path = os.path.join(LOG_DIR, f"{servers.file_name(server_name)}-access.log")
+    if os.path.exists(path):
+        os.unlink(path)
+    return path
 
 
 def start_python_servers(fleet):
@@ -62,19 +74,23 @@ def measure_rounds(main, extra, settings):
 
 
 def measure_once(workload, server, settings, label):
+    """One run's Result with the server's CPU time per request, or None when the load tool failed."""
+    cpu_before = server.cpu_seconds()
     try:
         result = workload.measure(server.url(workload.path), settings)
     except loadgen.ToolFailed as e:
-        print(f"  {label} {workload.key:12} {server.name:12} FAILED: {e}", flush=True)
+        print(f"  {label} {workload.key:12} {server.name:18} FAILED: {e}", flush=True)
         return None
-    print(f"  {label} {workload.key:12} {server.name:12} {result.requests_per_s:10.0f} req/s "
-          f"{result.bytes_per_s / 1e6:9.1f} MB/s  p99 {format_seconds(result.p99_s)}  failed {result.failed}",
-          flush=True)
+    time.sleep(SETTLE_S)
+    result = replace(result, cpu_per_request_s=cputime.per_request(cpu_before, server.cpu_seconds(), result.requests))
+    print(f"  {label} {workload.key:12} {server.name:18} {result.requests_per_s:10.0f} req/s "
+          f"{result.bytes_per_s / 1e6:9.1f} MB/s  CPU {format_seconds(result.cpu_per_request_s, 'us')}/req  "
+          f"p99 {format_seconds(result.p99_s, 'ms')}  failed {result.failed}", flush=True)
     return result
 
 
-def format_seconds(value):
-    return "n/a" if value is None else f"{value * 1000:.2f}ms"
+def format_seconds(value, unit):
+    return "n/a" if value is None else f"{value * SECOND_IN[unit]:.2f}{unit}"
 
 
 def run_table(title, fleet, settings, with_access_logs, with_python_servers):
@@ -96,9 +112,10 @@ def run_bench(settings):
         logs_off = run_table("access logs off", fleet, settings, with_access_logs=False, with_python_servers=True)
         logs_on = run_table("access logs on", fleet, settings, with_access_logs=True, with_python_servers=False)
     elapsed = time.monotonic() - started
+    baseline = servers.baseline_httpd()
     context = report.Context(settings=settings, machine=report.machine_info(), elapsed_s=elapsed,
-                             oserver=f"{servers.oserver_httpd()}, {servers.oserver_revision()}, "
-                                     f"on {servers.oserver_python()}",
+                             oserver=servers.describe_oserver(servers.oserver_httpd()),
+                             baseline=servers.describe_oserver(baseline) if baseline else None,
                              load=(load_at_start, os.getloadavg()[0]))
     report.write_markdown(RESULTS_MD, context, logs_off, logs_on)
     report.write_chart(RESULTS_PNG, context, logs_off, logs_on)

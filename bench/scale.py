@@ -25,6 +25,7 @@ import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from bench import cputime  # noqa: E402
 from tests.conftest import START_TIMEOUT, Server  # noqa: E402  (the real-server starter the tests use)
 
 FILE_SIZE = 100 * 10**9  # bytes: the sparse file every download fetches
@@ -59,7 +60,6 @@ GOAL_LATENCY_MS = 50
 HEAD_END = b"\r\n\r\n"
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 MB = 1e6
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TCP_ESTABLISHED = "01"  # the st column of /proc/net/tcp
 
 
@@ -113,16 +113,6 @@ def proc_status_kb(pid, field):
     except OSError:
         pass
     return 0
-
-
-def proc_cpu_seconds(pid):
-    """User + system CPU seconds a process has used, from /proc/<pid>/stat (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def socket_owners(pids):
@@ -183,7 +173,7 @@ class WorkerWatch:
         return [pid for pid in self.pids if not proc_status_kb(pid, "VmRSS:")]
 
     def cpu_seconds(self):
-        return [proc_cpu_seconds(pid) for pid in self.pids]
+        return [cputime.process_seconds(pid) for pid in self.pids]
 
     def rss_kb(self):
         return [proc_status_kb(pid, "VmRSS:") for pid in self.pids]

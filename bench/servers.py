@@ -6,6 +6,7 @@ leader is still unreaped (its pid, hence the group id, cannot have been reused),
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+
+from bench import cputime
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # seconds for a server to answer its first request
@@ -31,6 +34,9 @@ REPO = os.path.dirname(BENCH_DIR)
 FIXTURES = os.path.join(REPO, "httptest")
 WORK_DIR = os.path.join(BENCH_DIR, "work")  # everything a run writes (gitignored)
 DOCROOT = os.path.join(WORK_DIR, "www")
+OSERVER = "OServer"
+BASELINE = "OServer (baseline)"  # another checkout, run beside the one under test (BENCH_OSERVER_BASELINE_DIR)
+BASELINE_DIR_VARIABLE = "BENCH_OSERVER_BASELINE_DIR"
 
 
 def free_port():
@@ -74,6 +80,10 @@ class ServerProcess:
 
     def url(self, path):
         return f"http://{HOST}:{self.port}{path}"
+
+    def cpu_seconds(self):
+        """User + system CPU seconds used so far by the server's processes (its master and workers)."""
+        return cputime.server_seconds(self.proc.pid)  # its own session, so its process group is its pid
 
     def start(self, probe_path):
         with open(self.log_path, "ab") as log:
@@ -160,14 +170,35 @@ def signal_quietly(send, pid, signum):
 
 # ------------------------------------------------------------------ the servers
 
-def oserver_httpd():
-    """httpd.py of this checkout, or of BENCH_OSERVER_DIR (another checkout, e.g. to compare two versions)."""
-    return os.path.abspath(os.path.join(os.environ.get("BENCH_OSERVER_DIR", REPO), "httpd.py"))
+def file_name(server_name):
+    """A server's name as a file name: "OServer (baseline)" -> "oserver-baseline"."""
+    return re.sub(r"\W+", "-", server_name.lower()).strip("-")
 
 
-def oserver_revision():
-    """The git commit of the OServer under test, marked when its code differs from that commit."""
-    where = os.path.dirname(oserver_httpd())
+def oserver_httpd(checkout=None):
+    """httpd.py of `checkout`, else of BENCH_OSERVER_DIR (another checkout, e.g. to compare two versions), else
+    of this one. Only httpd.py is run, never an oserver module imported, so any layout of the package works."""
+    path = os.path.abspath(os.path.join(checkout or os.environ.get("BENCH_OSERVER_DIR", REPO), "httpd.py"))
+    if not os.path.isfile(path):
+        raise RuntimeError(f"{path}: no such file; BENCH_OSERVER_DIR and {BASELINE_DIR_VARIABLE} must name "
+                           "OServer checkouts")
+    return path
+
+
+def baseline_httpd():
+    """httpd.py of the checkout in BENCH_OSERVER_BASELINE_DIR, benchmarked beside the OServer under test; or None."""
+    checkout = os.environ.get(BASELINE_DIR_VARIABLE)
+    return oserver_httpd(checkout) if checkout else None
+
+
+def describe_oserver(httpd):
+    """Which httpd.py, at which commit, run by which python."""
+    return f"{httpd}, {oserver_revision(httpd)}, on {oserver_python()}"
+
+
+def oserver_revision(httpd=None):
+    """The git commit of the OServer under test (or of `httpd`), marked when its code differs from that commit."""
+    where = os.path.dirname(httpd or oserver_httpd())
     try:
         commit = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=10)
@@ -186,12 +217,12 @@ def oserver_python():
     return os.path.abspath(chosen)
 
 
-def oserver(root, workdir, access_log=None, workers=WORKERS, httpd=None, env=None):
+def oserver(root, workdir, access_log=None, workers=WORKERS, httpd=None, env=None, name=OSERVER):
     port = free_port()
     argv = [oserver_python(), httpd or oserver_httpd(), "-r", root, "-b", HOST, "-p", str(port), "-w", str(workers)]
     if access_log:
         argv += ["--access-log", access_log]
-    return ServerProcess("OServer", argv, port, os.path.join(workdir, "oserver.log"), env)
+    return ServerProcess(name, argv, port, os.path.join(workdir, f"{file_name(name)}.log"), env)
 
 
 def nginx(root, workdir, access_log=None):
@@ -210,7 +241,8 @@ def nginx_binary():
 
 
 def nginx_config(root, port, prefix, access_log=None):
-    """A minimal nginx config: same root, same worker count, sendfile, keep-alive, no access log by default."""
+    """A minimal nginx config: same root, same worker count, sendfile, keep-alive, no access log by default, and
+    no error log line for a missing file (OServer writes none for a 404 either)."""
     temp_paths = "".join(f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers read the root as OServer does
@@ -220,7 +252,7 @@ def nginx_config(root, port, prefix, access_log=None):
             f"http {{\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n"
             f"    sendfile on;\n    keepalive_timeout {KEEPALIVE_TIMEOUT_S}s;\n"
             f"    keepalive_requests {NGINX_KEEPALIVE_REQUESTS};\n"
-            f"    access_log {access_log or 'off'};\n{temp_paths}"
+            f"    access_log {access_log or 'off'};\n    log_not_found off;\n{temp_paths}"
             f"    server {{\n        listen {HOST}:{port};\n        root {root};\n    }}\n}}\n")
 
 

@@ -1,11 +1,12 @@
-"""What `make bench` measures: the workloads of issue 7, their goals, and the durations that fit the budget.
+"""What `make bench` measures: the workloads of issues 7 and 13, their goals, and the durations that fit the budget.
 
-A Workload knows its URL path, its tool and the metric its goal is about; Settings say how long each run
-lasts (full or BENCH_QUICK=1, every knob overridable from the environment). Nothing here starts a process.
+A Workload knows its URL path, its tool and the metric its throughput goal is about (if it has one); every
+workload also has issue 13's CPU goal. Settings say how long each run lasts (full or BENCH_QUICK=1, every
+knob overridable from the environment). Nothing here starts a process.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench import loadgen
 
@@ -13,6 +14,7 @@ CONCURRENCY = 100
 SMALL_PAGE = "/httptest/dir2/page.html"  # 38 bytes
 SMALL_INDEX = "/httptest/dir2/"  # 34 bytes, through the index file
 LARGE_PAGE = "/httptest/wikipedia_russia.html"  # ~1 MB
+MISSING_PAGE = "/httptest/dir2/no-such-page.html"  # answered 404
 ISSUE_AB_REQUESTS = 50000  # the issue's `ab -n 50000 -c 100 -r`
 AB_TIMEOUT_FLOOR = 120.0  # seconds an ab run may take at least before it is killed
 AB_SLOWEST_RATE = 200.0  # requests/s below which an ab run is considered stuck (sets its timeout)
@@ -48,8 +50,9 @@ class Workload:
     title: str
     tool: str  # "wrk" (keep-alive) or "ab" (a new connection per request)
     path: str
-    metric: str  # the Result field the goal is about: requests_per_s or bytes_per_s
-    goal: float  # the least OServer/nginx ratio of that metric
+    metric: str  # the Result field the throughput goal is about: requests_per_s or bytes_per_s
+    goal: float | None  # the least OServer/nginx ratio of that metric; None: no throughput goal
+    answers_404: bool = False  # a 404 is the right answer, and a 2xx/3xx one a failure
 
     def command(self, url, settings):
         if self.tool == "wrk":
@@ -61,9 +64,11 @@ class Workload:
 
     def measure(self, url, settings):
         if self.tool == "wrk":
-            return loadgen.run_wrk(url, CONCURRENCY, settings.wrk_seconds)
-        requests = self.ab_requests(settings)
-        return loadgen.run_ab(url, requests, CONCURRENCY, ab_timeout(requests))
+            result = loadgen.run_wrk(url, CONCURRENCY, settings.wrk_seconds)
+        else:
+            requests = self.ab_requests(settings)
+            result = loadgen.run_ab(url, requests, CONCURRENCY, ab_timeout(requests))
+        return expecting_error_statuses(result) if self.answers_404 else result
 
     def measure_issue_command(self, url):
         """The issue's exact ab command, whatever the settings (make bench-ab-full)."""
@@ -74,10 +79,21 @@ def ab_timeout(requests):
     return max(AB_TIMEOUT_FLOOR, requests / AB_SLOWEST_RATE)
 
 
+def expecting_error_statuses(result):
+    """The Result of a run whose right answer is an error status (a 404): its failures are the connection
+    errors and the answers that were not an error status (wrk and ab tell 2xx/3xx from the rest, not 404)."""
+    connection_errors = result.failed - result.error_statuses
+    return replace(result, failed=connection_errors + result.requests - result.error_statuses)
+
+
 SMALL_KEEPALIVE = Workload("small-ka", "38-byte page, keep-alive (wrk)", "wrk", SMALL_PAGE, "requests_per_s", 0.6)
+MISSING_KEEPALIVE = Workload("404-ka", "404 (missing page), keep-alive (wrk)", "wrk", MISSING_PAGE, "requests_per_s",
+                             None, answers_404=True)
 SMALL_CLOSE = Workload("small-close", "34-byte index, no keep-alive (ab)", "ab", SMALL_INDEX, "requests_per_s", 0.6)
 LARGE_CLOSE = Workload("large-close", "~1 MB page, no keep-alive (ab)", "ab", LARGE_PAGE, "requests_per_s", 0.9)
 LARGE_KEEPALIVE = Workload("large-ka", "~1 MB page, keep-alive (wrk)", "wrk", LARGE_PAGE, "bytes_per_s", 0.9)
-WORKLOADS = (SMALL_KEEPALIVE, SMALL_CLOSE, LARGE_CLOSE, LARGE_KEEPALIVE)
+WORKLOADS = (SMALL_KEEPALIVE, MISSING_KEEPALIVE, SMALL_CLOSE, LARGE_CLOSE, LARGE_KEEPALIVE)
 AB_WORKLOADS = (SMALL_CLOSE, LARGE_CLOSE)
 P99_GOAL = 2.0  # OServer's p99 latency of the small keep-alive run may be at most this times nginx's
+CPU_GOAL = 1.0  # OServer's CPU time per request may be at most this times nginx's, on every workload (issue 13)
+BASELINE_LOSS = 0.03  # against an older checkout, no workload may lose more than this share (issue 13)

@@ -1,4 +1,5 @@
-"""The bench harness's pure parts: reading wrk and ab reports, settings from the environment, goal verdicts,
+"""The bench harness's pure parts: reading wrk and ab reports, settings from the environment, goal verdicts
+(throughput, p99, CPU time per request), the comparison with a baseline checkout, the Markdown report,
 summarizing py-spy samples, and the jail of the WSGI app gunicorn is benchmarked with. The wrk and ab reports
 are captured from real runs."""
 
@@ -6,7 +7,7 @@ import os
 
 import pytest
 
-from bench import loadgen, report, sampling, workloads, wsgi_static
+from bench import loadgen, report, sampling, servers, workloads, wsgi_static
 from bench.wsgi_static import file_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -66,21 +67,45 @@ AB_REPORT_WITH_FAILURES = AB_REPORT.replace("Failed requests:        0",
                                             "Exceptions: 0)\nNon-2xx responses:      5")
 
 
-def result(rps, p99_s=0.001, failed=0):
+def result(rps, p99_s=0.001, failed=0, cpu_s=None):
     return loadgen.Result(command="", requests_per_s=rps, bytes_per_s=rps * 1000, p99_s=p99_s, requests=1,
-                          failed=failed)
+                          failed=failed, cpu_per_request_s=cpu_s)
 
 
-def table(oserver, nginx, p99=(0.001, 0.001), large_close_failed=0):
-    """Every workload with one round per server: OServer at `oserver` req/s, nginx at `nginx`."""
-    rows = {w.key: {"OServer": [result(oserver, p99[0])], "nginx": [result(nginx, p99[1])]}
+def table(oserver, nginx, p99=(0.001, 0.001), large_close_failed=0, cpu=(5e-6, 5e-6)):
+    """Every workload with one round per server: OServer at `oserver` req/s and cpu[0] s/request, nginx at
+    `nginx` and cpu[1]."""
+    rows = {w.key: {"OServer": [result(oserver, p99[0], cpu_s=cpu[0])], "nginx": [result(nginx, p99[1], cpu_s=cpu[1])]}
             for w in workloads.WORKLOADS}
-    rows["large-close"]["OServer"] = [result(oserver, failed=large_close_failed)]
+    rows["large-close"]["OServer"] = [result(oserver, failed=large_close_failed, cpu_s=cpu[0])]
     return rows
 
 
+def with_baseline(rows, rps, cpu_s):
+    """rows with an OServer (baseline) at `rps` and `cpu_s` on every workload."""
+    for row in rows.values():
+        row[servers.BASELINE] = [result(rps, cpu_s=cpu_s)]
+    return rows
+
+
+def cpu_verdicts(rows):
+    return {g.key: g.cpu_met for g in report.goal_rows(rows) if g.has_cpu}
+
+
+def context(baseline=None):
+    machine = {"cpu": "a CPU", "cores": 2, "kernel": "Linux 6", "date": "2026-11-21 02:24 UTC", "nginx": "nginx/1",
+               "wrk": "wrk 4", "ab": "ab 2.3"}
+    return report.Context(settings=workloads.Settings.from_environment({}), machine=machine, elapsed_s=60.0,
+                          oserver="httpd.py, commit 1234567", baseline=baseline, load=(0.5, 1.5))
+
+
+def line_of(lines, title):
+    return next(line for line in lines if line.startswith(f"| {title} |"))
+
+
 def verdicts(rows):
-    return [met for *_, met in report.goal_rows(rows)]
+    """{workload key (or "p99"): met} of the goals of issue 7."""
+    return {("p99" if g.metric == "p99_s" else g.key): g.met for g in report.goal_rows(rows)}
 
 
 def test_wrk_requests_per_second_is_read():
@@ -158,25 +183,31 @@ def test_large_page_ab_uses_its_own_request_count():
 
 
 def test_goals_are_met_when_oserver_matches_nginx():
-    assert verdicts(table(oserver=1000, nginx=1000)) == [True] * 5
+    assert verdicts(table(oserver=1000, nginx=1000)) == {"small-ka": True, "404-ka": None, "small-close": True,
+                                                          "large-close": True, "large-ka": True, "p99": True}
 
 
 def test_throughput_goals_are_missed_below_their_ratio():
-    assert verdicts(table(oserver=500, nginx=1000))[:4] == [False] * 4
+    met = verdicts(table(oserver=500, nginx=1000))
+    assert [met[key] for key in ("small-ka", "small-close", "large-close", "large-ka")] == [False] * 4
+
+
+def test_404_workload_has_no_throughput_goal():
+    assert verdicts(table(oserver=1, nginx=1000))["404-ka"] is None
 
 
 def test_large_page_goal_is_missed_when_a_request_failed():
-    assert verdicts(table(oserver=1000, nginx=1000, large_close_failed=1))[2] is False
+    assert verdicts(table(oserver=1000, nginx=1000, large_close_failed=1))["large-close"] is False
 
 
 def test_p99_goal_is_missed_above_twice_nginx():
-    assert verdicts(table(oserver=1000, nginx=1000, p99=(0.0021, 0.001)))[4] is False
+    assert verdicts(table(oserver=1000, nginx=1000, p99=(0.0021, 0.001)))["p99"] is False
 
 
 def test_goal_without_measurements_has_no_verdict():
     rows = table(oserver=1000, nginx=1000)
     rows["small-close"]["OServer"] = []
-    assert verdicts(rows)[1] is None
+    assert verdicts(rows)["small-close"] is None
 
 
 def test_ratio_is_the_median_of_per_round_ratios():
@@ -234,3 +265,117 @@ def test_sampled_totals_count_every_sample():
 
 def test_no_samples_summarize_to_nothing():
     assert sampling.summarize([], top=10) == (0, [], [])
+
+
+def test_wrk_counts_its_error_statuses_apart():
+    assert loadgen.parse_wrk(WRK_REPORT_WITH_ERRORS).error_statuses == 83824
+    assert loadgen.parse_wrk(WRK_REPORT).error_statuses == 0
+
+
+def test_ab_counts_its_error_statuses_apart():
+    assert loadgen.parse_ab(AB_REPORT_WITH_FAILURES).error_statuses == 5
+
+
+def test_a_404_run_fails_only_on_connection_errors_when_every_answer_was_an_error_status():
+    assert workloads.expecting_error_statuses(loadgen.parse_wrk(WRK_REPORT_WITH_ERRORS)).failed == 1 + 2 + 3 + 4
+
+
+def test_a_404_run_answered_200_fails_every_request():
+    assert workloads.expecting_error_statuses(loadgen.parse_wrk(WRK_REPORT)).failed == 121803
+
+
+def test_404_workload_asks_for_a_missing_page_on_keep_alive_at_the_small_page_concurrency():
+    settings = workloads.Settings.from_environment({})
+    command = workloads.MISSING_KEEPALIVE.command("http://h" + workloads.MISSING_PAGE, settings)
+    assert command == workloads.SMALL_KEEPALIVE.command("http://h" + workloads.MISSING_PAGE, settings)
+    assert not os.path.exists(os.path.join(REPO, workloads.MISSING_PAGE.lstrip("/")))
+
+
+def test_cpu_ratio_is_the_median_of_per_round_ratios():
+    rows = {"small-ka": {"OServer": [result(1, cpu_s=4e-6), result(1, cpu_s=9e-6), result(1, cpu_s=3e-6)],
+                         "nginx": [result(1, cpu_s=8e-6), result(1, cpu_s=9e-6), result(1, cpu_s=1.5e-6)]}}
+    assert report.ratio(rows, "small-ka", report.CPU_METRIC) == pytest.approx(1.0)  # rounds: 0.5, 1.0, 2.0
+
+
+def test_cpu_goal_is_met_on_every_workload_when_oserver_uses_no_more_than_nginx():
+    assert set(cpu_verdicts(table(1000, 1000, cpu=(5e-6, 5e-6))).values()) == {True}
+
+
+def test_cpu_goal_is_missed_on_every_workload_when_oserver_uses_more():
+    verdicts_by_key = cpu_verdicts(table(1000, 1000, cpu=(6e-6, 5e-6)))
+    assert verdicts_by_key == dict.fromkeys((w.key for w in workloads.WORKLOADS), False)
+
+
+def test_cpu_goal_without_cpu_readings_has_no_verdict():
+    assert set(cpu_verdicts(table(1000, 1000, cpu=(None, None))).values()) == {None}
+
+
+def test_goals_table_shows_cpu_microseconds_per_request_and_their_ratio():
+    lines = report.goals_table(table(1000, 1000, cpu=(4.5e-6, 3e-6)))
+    assert "| 4.5 | 3.0 | 1.50 | no |" in line_of(lines, workloads.MISSING_KEEPALIVE.title)
+
+
+def test_goals_table_has_no_throughput_goal_for_the_404_workload():
+    assert "| 1.00 | - | - |" in line_of(report.goals_table(table(1000, 1000)), workloads.MISSING_KEEPALIVE.title)
+
+
+def test_goals_table_has_a_cell_for_every_column():
+    header, rule, *rows = report.goals_table(table(1000, 1000))
+    assert {line.count("|") for line in rows} == {header.count("|")} == {rule.count("|")}
+
+
+def test_cpu_goal_summary_names_the_workloads_that_miss_it():
+    rows = table(1000, 1000)
+    rows["404-ka"]["OServer"] = [result(1000, cpu_s=8.5e-6)]
+    summary = report.cpu_goal_summary(rows)
+    assert "met on 4 of 5 workloads" in summary
+    assert f"missed on {workloads.MISSING_KEEPALIVE.title} (1.70x)" in summary
+
+
+def test_baseline_table_shows_new_over_baseline_throughput_and_cpu():
+    lines = report.baseline_table(with_baseline(table(960, 1000, cpu=(4e-6, 3e-6)), rps=1000, cpu_s=5e-6))
+    assert line_of(lines, workloads.SMALL_KEEPALIVE.title) == (
+        f"| {workloads.SMALL_KEEPALIVE.title} | requests/s | 960 | 1,000 | 0.96 | 4.0 | 5.0 | 0.80 | no | **yes** |")
+
+
+def test_baseline_within_three_percent_is_no_loss():
+    lines = report.baseline_table(with_baseline(table(975, 1000, cpu=(5.1e-6, 3e-6)), rps=1000, cpu_s=5e-6))
+    assert line_of(lines, workloads.SMALL_CLOSE.title).endswith("| 0.97 | 5.1 | 5.0 | 1.02 | **yes** | **yes** |")
+
+
+def test_report_compares_with_the_baseline_only_when_one_ran():
+    assert "OServer (baseline)" not in report.markdown(context(), table(1000, 1000), table(1000, 1000))
+    both = with_baseline(table(1000, 1000), rps=1000, cpu_s=5e-6)
+    text = report.markdown(context("other/httpd.py, commit 89abcde"), both, both)
+    assert text.count("| OServer / baseline |") == 2
+    assert "`other/httpd.py, commit 89abcde`" in text
+
+
+def test_python_servers_table_shows_their_cpu_per_request():
+    rows = table(1000, 1000, cpu=(5e-6, 4e-6))
+    rows["small-ka"]["gunicorn"] = [result(50, cpu_s=250e-6)]
+    assert line_of(report.python_servers_table(rows), "gunicorn").startswith("| gunicorn | 50 | 250.0 |")
+
+
+def test_server_names_become_file_names():
+    assert servers.file_name(servers.BASELINE) == "oserver-baseline"
+
+
+def test_baseline_is_off_unless_its_checkout_is_named(monkeypatch):
+    monkeypatch.delenv(servers.BASELINE_DIR_VARIABLE, raising=False)
+    assert servers.baseline_httpd() is None
+
+
+def test_baseline_runs_the_httpd_of_its_checkout(monkeypatch):
+    monkeypatch.setenv(servers.BASELINE_DIR_VARIABLE, REPO)
+    assert servers.baseline_httpd() == os.path.join(REPO, "httpd.py")
+
+
+def test_a_checkout_without_httpd_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCH_OSERVER_DIR", str(tmp_path))
+    with pytest.raises(RuntimeError):
+        servers.oserver_httpd()
+
+
+def test_nginx_logs_no_error_for_a_missing_file():
+    assert "log_not_found off;" in servers.nginx_config("/www", 8080, "/prefix")
