@@ -104,7 +104,7 @@ class Config:
     send_quota: int = option(262144, "bytes sent to one connection per loop turn (fairness)", check=positive,
                              unit="bytes")
     # caches
-    open_file_cache_valid: float = option(1.0, "seconds a cached file lookup stays valid", check=non_negative,
+    open_file_cache_valid: float = option(1.0, "seconds a cached file lookup (a 404 too) stays valid", check=non_negative,
                                           unit="s")
     small_file_max: int = option(65536, "files up to this size are kept in memory", check=non_negative,
                                  unit="bytes")

@@ -44,6 +44,7 @@ QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")  # RFC 9110 12.4.2
 VARY_FIELD = "Vary: Accept-Encoding\r\n"
 BOUNDARY_BYTES = 12  # random bytes in a multipart boundary: no file will happen to contain it
 LISTING_FIELDS = b"Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+NOT_FOUND = error_reply(404)  # one object: a 404 from resolve() is recognised by identity, and cached
 
 
 def content_type(name, charset=""):
@@ -188,6 +189,7 @@ class StaticFiles:
         self.max_age_by_ext = {ext.lower().lstrip("."): age for ext, age in config.cache_max_age_by_ext.items()}
         self.sidecars = PRECOMPRESSED_SUFFIXES if config.precompressed else ()
         self.cache = {}  # raw URL path -> FileEntry (many spellings may name one file)
+        self.missing = {}  # raw URL path -> until when it answers 404 without a look
         self.files = {}  # filesystem path -> FileEntry: one open file per file, however it is spelled
         self.cached_bytes = 0
 
@@ -254,8 +256,12 @@ class StaticFiles:
             if entry.expires > now:
                 return entry
             del self.cache[raw_path]
+        elif self.missing.get(raw_path, 0.0) > now:
+            return NOT_FOUND
         found = self.resolve(raw_path, query)
         if found.__class__ is Reply:
+            if found is NOT_FOUND:
+                self.remember_missing(raw_path, now)
             return found
         entry = self.file_entry(found, now)
         if entry.__class__ is FileEntry and self.config.open_file_cache_valid > 0:
@@ -263,6 +269,14 @@ class StaticFiles:
                 del self.cache[next(iter(self.cache))]
             self.cache[raw_path] = entry
         return entry
+
+    def remember_missing(self, raw_path, now):
+        """A URL path that named no file answers 404 for open_file_cache_valid without another look (nginx's
+        open_file_cache_errors): a file created meanwhile is served as late as a changed one is noticed."""
+        if self.config.open_file_cache_valid > 0:
+            if len(self.missing) >= MAX_CACHED_LOOKUPS:
+                del self.missing[next(iter(self.missing))]
+            self.missing[raw_path] = now + self.config.open_file_cache_valid
 
     def file_entry(self, path, now):
         """The FileEntry of a filesystem path: the cached one while the file is unchanged, else a new one."""
@@ -282,21 +296,21 @@ class StaticFiles:
         """The filesystem path a URL path names, or the Reply (301/403/404, a listing) that answers it."""
         segments = url_path_to_segments(raw_path, self.config.serve_dotfiles)
         if segments is None:
-            return error_reply(404)
+            return NOT_FOUND
         path = os.path.join(self.root, *segments)
         try:
             st = os.stat(path)
         except PermissionError:
             return error_reply(403)
         except (OSError, ValueError):
-            return error_reply(404)
+            return NOT_FOUND
         wants_directory = raw_path.endswith("/")
         if stat.S_ISDIR(st.st_mode):
             if not wants_directory:
                 return redirect_reply(raw_path + "/" + ("?" + query if query else ""))
             return self.resolve_index(path, segments)
         if wants_directory or not stat.S_ISREG(st.st_mode):
-            return error_reply(404)
+            return NOT_FOUND
         return path
 
     def resolve_index(self, directory, segments):
@@ -306,18 +320,18 @@ class StaticFiles:
                 return path
         if self.config.autoindex:
             return self.listing_reply(directory, "/" + "".join(segment + "/" for segment in segments))
-        return error_reply(404)
+        return NOT_FOUND
 
     def listing_reply(self, directory, url_path):
         """The autoindex page of a directory inside the root (never cached: it is read on each request)."""
         if not is_inside(os.path.realpath(directory), self.real_root):
-            return error_reply(404)  # a symlink leading out of the root
+            return NOT_FOUND  # a symlink leading out of the root
         try:
             entries = directory_entries(directory)
         except PermissionError:
             return error_reply(403)
         except OSError:
-            return error_reply(404)
+            return NOT_FOUND
         page = listing_page(url_path, entries)
         return Reply(200, LISTING_FIELDS % len(page), page)
 
@@ -344,18 +358,18 @@ class StaticFiles:
     def open_file(self, path):
         """(file, stat, bytes or None) for a regular file inside the root, or the 403/404 Reply instead."""
         if not is_inside(os.path.realpath(path), self.real_root):
-            return error_reply(404)  # a symlink leading out of the root
+            return NOT_FOUND  # a symlink leading out of the root
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except PermissionError:
             return error_reply(403)
         except (OSError, ValueError):
-            return error_reply(404)
+            return NOT_FOUND
         file = os.fdopen(fd, "rb", buffering=0)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO or device since the stat
             file.close()
-            return error_reply(404)
+            return NOT_FOUND
         data = None
         if st.st_size <= self.config.small_file_max and self.cached_bytes + st.st_size <= \
                 self.config.small_file_cache_bytes:

@@ -102,9 +102,10 @@ class Response:
     def ended(self, events, client, aborted):
         """The response is over (sent whole, or `aborted` with its connection): release its parts, then let
         the counters and the access log know."""
-        for part in self.parts:
-            part.close()
-        self.parts.clear()
+        if self.parts:
+            for part in self.parts:
+                part.close()
+            self.parts.clear()
         events.response_done(client, self, aborted)
 
 
