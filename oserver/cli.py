@@ -40,8 +40,9 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser():
-    parser = ArgumentParser(prog="httpd.py", description=DESCRIPTION, epilog=EPILOG)
+def build_parser(prog=None):
+    """The flags; `prog` names the command in --help (by default how it was started: oserver, httpd.py)."""
+    parser = ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"oserver {__version__}")
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file (see conf/oserver.toml)")
     parser.add_argument("-s", "--signal", choices=sorted(CONTROL_SIGNALS),
@@ -89,8 +90,8 @@ def overrides_from(args):
     return values
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog=None):
+    args = build_parser(prog).parse_args(argv)
     overrides = overrides_from(args)
     try:
         config = build_config(args.config, overrides)

@@ -37,15 +37,15 @@ def make_docroot(path):
 
 
 class Server:
-    """A running `httpd.py` master and how to reach it."""
+    """A running OServer master (`httpd.py` of this checkout unless `command` names another) and how to reach it."""
 
-    def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None):
+    def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None,
+                 command=(sys.executable, HTTPD)):
         self.root = root
         self.host = host
         self.port = free_port(host)
         self.log_path = log_path
-        self.argv = [sys.executable, HTTPD, "-r", root, "-b", host, "-p", str(self.port), "-w", str(workers),
-                     *args]
+        self.argv = [*command, "-r", root, "-b", host, "-p", str(self.port), "-w", str(workers), *args]
         self.log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=self.log_file, env=env,
                                      start_new_session=True)
