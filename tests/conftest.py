@@ -45,10 +45,13 @@ class Server:
         self.host = host
         self.port = free_port(host)
         self.log_path = log_path
-        self.argv = [*command, "-r", root, "-b", host, "-p", str(self.port), "-w", str(workers), *args]
+        self.argv = self.command_line(command, workers, args)
         self.log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=self.log_file, env=env,
                                      start_new_session=True)
+
+    def command_line(self, command, workers, args):
+        return [*command, "-r", self.root, "-b", self.host, "-p", str(self.port), "-w", str(workers), *args]
 
     @property
     def url(self):
