@@ -20,6 +20,8 @@ HTTPD = os.path.join(REPO, "httpd.py")
 FIXTURES = os.path.join(REPO, "httptest")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+# Fixtures of the tests whose workers switch to the user `nobody` (--user): only root may start those.
+ROOT_ONLY_FIXTURES = {"nobody", "public_docroot"}
 
 
 def free_port(host="127.0.0.1"):
@@ -114,6 +116,12 @@ class Server:
             self.proc.wait(STOP_TIMEOUT)
         if self.log_file is not subprocess.DEVNULL:
             self.log_file.close()
+
+
+def pytest_runtest_setup(item):
+    """A test that needs root says so (skipped) when the suite runs as another user, instead of failing."""
+    if os.geteuid() != 0 and ROOT_ONLY_FIXTURES & set(item.fixturenames):
+        pytest.skip("needs root: its workers switch to the user nobody (--user)")
 
 
 @pytest.fixture
