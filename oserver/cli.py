@@ -17,7 +17,7 @@ from oserver.mounts import MountError, load_mounts
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
-METAVARS = {"python_path": "DIR"}
+METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "error_log": "FILE", "access_log": "FILE"}
 ERROR = "oserver: error: "  # the start of every error line, from the flags, the config and the checks
 
 
@@ -47,9 +47,10 @@ def flag_help(name):
     default = f.default
     repeatable = ""
     if isinstance(default, tuple):
-        default = " ".join(default) if default else "none"
+        default = " ".join(default)
         repeatable = "repeatable; "
     unit = f.metadata["unit"]
+    default = default if default != "" else "none"
     return f"{f.metadata['help']} ({repeatable}default: {default}{' ' + unit if unit else ''})".replace("%", "%%")
 
 
@@ -81,11 +82,21 @@ def build_parser(prog=None):
         elif name in TABLE_FLAGS:
             kwargs.update(action="append", type=table_entry(TABLE_FLAGS[name]), metavar=TABLE_FLAGS[name].metavar)
         elif f.type is tuple:
-            kwargs.update(action="append", metavar=METAVARS.get(name, name.upper().split("_")[0]))
+            kwargs.update(action="append", metavar=metavar(name))
         else:
-            kwargs.update(type=f.type, metavar=name.upper().split("_")[-1] if f.type is str else "N")
+            kwargs.update(type=f.type, metavar=metavar(name))
         parser.add_argument(*flags, **kwargs)
     return parser
+
+
+def metavar(name):
+    """How --help shows a flag's value: a word of the option's name (ROOT, INDEX) or N for a number."""
+    if name in METAVARS:
+        return METAVARS[name]
+    option_type = FIELDS[name].type
+    if option_type is tuple:
+        return name.upper().split("_")[0]
+    return name.upper().split("_")[-1] if option_type is str else "N"
 
 
 def table_entry(flag):
