@@ -68,4 +68,4 @@ scale: $(VENV)/.installed
 install: $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .hypothesis
+	rm -rf $(VENV) .run .pytest_cache .hypothesis build dist oserver.egg-info
