@@ -1,4 +1,4 @@
-# OServer: `make run` serves the demo files, `make test` runs every test.
+# OServer: `make run` serves a landing page and the demo files, `make test` runs every test.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
