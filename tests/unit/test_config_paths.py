@@ -59,8 +59,8 @@ def test_an_option_that_is_no_path_is_kept(site):
     assert config_from(site, 'root = "../www"\nindex = ["a/index.html"]\n').index == ("a/index.html",)
 
 
-def test_relative_paths_in_flags_stay_relative_to_the_current_directory(site):
-    os.chdir(site)
+def test_relative_paths_in_flags_stay_relative_to_the_current_directory(site, monkeypatch):
+    monkeypatch.chdir(site)
     config = config_from(site, 'root = "/nowhere"\n', {"root": "www", "python_path": ("lib",)})
     assert (config.root, config.python_path) == ("www", ("lib",))
 
