@@ -1,11 +1,12 @@
-# OServer: `make run` serves the demo files, `make test` runs every test.
+# OServer: `make run` serves a landing page and the demo files, `make test` runs every test.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 2
-RUN_ROOT := .run/www
+RUN_ROOT ?= .run/www
+STATUS_PATH := /server-status
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 
@@ -16,11 +17,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-# The document root is a fresh copy of httptest/ alone, so the repository itself is never served.
+# The document root holds fresh copies of the landing page (welcome/), README.md and httptest/ alone, so the
+# repository itself is never served. The access log goes to the terminal; the status page is on.
 run: $(VENV)/.installed
 	rm -rf $(RUN_ROOT) && mkdir -p $(RUN_ROOT) && cp -R httptest $(RUN_ROOT)/httptest
-	@echo "Serving $(RUN_ROOT) -- open http://$(HOST):$(PORT)/httptest/dir2/ (Ctrl-C stops)"
-	$(PY) httpd.py -r $(RUN_ROOT) -b $(HOST) -p $(PORT) -w $(WORKERS)
+	cp welcome/index.html README.md $(RUN_ROOT)/
+	@echo "Serving $(RUN_ROOT) -- open http://$(HOST):$(PORT)/ (Ctrl-C stops); the access log follows"
+	$(PY) httpd.py -r $(RUN_ROOT) -b $(HOST) -p $(PORT) -w $(WORKERS) --access-log - --status-path $(STATUS_PATH)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
@@ -65,4 +68,4 @@ scale: $(VENV)/.installed
 install: $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .hypothesis
+	rm -rf $(VENV) .run .pytest_cache .hypothesis build dist oserver.egg-info

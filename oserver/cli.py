@@ -5,53 +5,74 @@ before the first fork is one clear line on stderr and a non-zero exit.
 """
 
 import argparse
+import os
 import sys
+from dataclasses import dataclass
 
 from oserver import __version__
+from oserver.apps.mounts import MountError, load_mounts
 from oserver.config import FIELDS, ConfigError, build_config
 from oserver.logs import setup_error_log
-from oserver.apps.mounts import MountError, load_mounts
 from oserver.process.master import CONTROL_SIGNALS, Master, send_control_signal
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
-CLI_ONLY_IN_FILE = ("cache_max_age_by_ext",)  # a table: set it in the config file
-TABLE_FLAGS = {"mount": "PREFIX=MODULE:CALLABLE"}  # a table given as repeated KEY=VALUE flags
-METAVARS = {"python_path": "DIR"}
+METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "error_log": "FILE", "access_log": "FILE"}
+ERROR = "oserver: error: "  # the start of every error line, from the flags, the config and the checks
 
-DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 static-file server."
-EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Signals to the master: "
-          "TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU one worker more/fewer.")
+
+@dataclass(frozen=True, slots=True)
+class TableFlag:
+    """A table option given as repeated KEY=VALUE flags."""
+    metavar: str
+    value_type: type
+    example: str
+
+
+TABLE_FLAGS = {"mount": TableFlag("PREFIX=MODULE:CALLABLE", str, "/api=hello:handle"),
+               "cache_max_age_by_ext": TableFlag("EXT=SECONDS", int, "css=86400")}
+
+DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 server for static files and mounted Python code."
+EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Relative paths in the "
+          "config file are taken from the file's directory, in flags from the current directory. Signals to the "
+          "master: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU one worker "
+          "more/fewer.")
 
 
 def flag_help(name):
     f = FIELDS[name]
+    if name in TABLE_FLAGS:
+        return (f"{f.metadata['help']}, e.g. {TABLE_FLAGS[name].example} (repeatable; replaces the config file's "
+                "table)")
     default = f.default
+    repeatable = ""
     if isinstance(default, tuple):
-        default = " ".join(default) if default else "none"
+        default = " ".join(default)
+        repeatable = "repeatable; "
     unit = f.metadata["unit"]
-    return f"{f.metadata['help']} (default: {default}{' ' + unit if unit else ''})".replace("%", "%%")
+    default = default if default != "" else "none"
+    return f"{f.metadata['help']} ({repeatable}default: {default}{' ' + unit if unit else ''})".replace("%", "%%")
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error: the full usage is dozens of lines and buries the actual mistake."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{ERROR}{message} (see --help)\n")
 
 
-def build_parser():
-    parser = ArgumentParser(prog="httpd.py", description=DESCRIPTION, epilog=EPILOG)
+def build_parser(prog=None):
+    """The flags; `prog` names the command in --help (by default how it was started: oserver, httpd.py)."""
+    parser = ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"oserver {__version__}")
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file (see conf/oserver.toml)")
     parser.add_argument("-s", "--signal", choices=sorted(CONTROL_SIGNALS),
                         help="signal the running master (found through the pidfile) and exit")
-    parser.add_argument("-t", "--test-config", action="store_true", help="check the configuration and exit")
+    parser.add_argument("-t", "--test-config", action="store_true",
+                        help="check the configuration, print the document root it serves, and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines (log_level debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     for name, f in FIELDS.items():
-        if name in CLI_ONLY_IN_FILE:
-            continue
         flags = [LONG_FLAGS.get(name, "--" + name.replace("_", "-"))]
         if name in SHORT_FLAGS:
             flags.insert(0, SHORT_FLAGS[name])
@@ -59,22 +80,36 @@ def build_parser():
         if f.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif name in TABLE_FLAGS:
-            kwargs.update(action="append", type=table_entry, metavar=TABLE_FLAGS[name])
-            kwargs["help"] = f.metadata["help"] + " (repeatable; replaces the config file's table)"
+            kwargs.update(action="append", type=table_entry(TABLE_FLAGS[name]), metavar=TABLE_FLAGS[name].metavar)
         elif f.type is tuple:
-            kwargs.update(action="append", metavar=METAVARS.get(name, name.upper().split("_")[0]))
+            kwargs.update(action="append", metavar=metavar(name))
         else:
-            kwargs.update(type=f.type, metavar=name.upper().split("_")[-1] if f.type is str else "N")
+            kwargs.update(type=f.type, metavar=metavar(name))
         parser.add_argument(*flags, **kwargs)
     return parser
 
 
-def table_entry(text):
-    """A KEY=VALUE flag value as (key, value)."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
+def metavar(name):
+    """How --help shows a flag's value: a word of the option's name (ROOT, INDEX) or N for a number."""
+    if name in METAVARS:
+        return METAVARS[name]
+    option_type = FIELDS[name].type
+    if option_type is tuple:
+        return name.upper().split("_")[0]
+    return name.upper().split("_")[-1] if option_type is str else "N"
+
+
+def table_entry(flag):
+    """The argparse type of a TableFlag: its KEY=VALUE text as (key, value)."""
+    def entry(text):
+        key, sep, value = text.partition("=")
+        try:
+            if sep:
+                return key, flag.value_type(value)
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"expected {flag.metavar}, got {text!r}")
+    return entry
 
 
 def overrides_from(args):
@@ -89,35 +124,37 @@ def overrides_from(args):
     return values
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog=None):
+    args = build_parser(prog).parse_args(argv)
     overrides = overrides_from(args)
     try:
         config = build_config(args.config, overrides)
     except ConfigError as e:
-        print(f"oserver: error: {e}", file=sys.stderr)
-        return 1
+        return fail(e)
     if args.test_config:
         try:
             load_mounts(config)  # imports the mounted code here, as each worker will
         except MountError as e:
-            print(f"oserver: error: {e}", file=sys.stderr)
-            return 1
-        print(f"oserver: configuration {args.config or '(defaults and flags)'} is OK")
+            return fail(e)
+        print(f"oserver: configuration {args.config or '(defaults and flags)'} is OK; "
+              f"root {os.path.abspath(config.root)}")
         return 0
     if args.signal:
         if not config.pid_file:
-            print("oserver: error: -s needs the pidfile (--pid FILE or pid_file in the config)", file=sys.stderr)
-            return 1
+            return fail("-s needs the pidfile (--pid FILE or pid_file in the config)")
         return send_control_signal(config.pid_file, args.signal)
     try:
         setup_error_log(config.error_log, config.log_level)
     except OSError as e:
-        print(f"oserver: error: cannot open error log {config.error_log}: {e.strerror}", file=sys.stderr)
-        return 1
+        return fail(f"error_log: cannot open {config.error_log}: {e.strerror}")
     master = Master(config, args.config, overrides)
     try:
         return master.run()
     except ConfigError as e:
-        print(f"oserver: error: {e}", file=sys.stderr)
-        return 1
+        return fail(e)
+
+
+def fail(problem):
+    """One error line on stderr; the exit status."""
+    print(f"{ERROR}{problem}", file=sys.stderr)
+    return 1

@@ -26,41 +26,52 @@ MOUNT_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za
 MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
 
 
-def option(default, help, *, check=None, unit=""):
-    """A Config field carrying its help text and an optional value check (a predicate)."""
-    metadata = {"help": help, "check": check, "unit": unit}
+def option(default, help, *, check=None, unit="", path=None):
+    """A Config field carrying its help text, an optional value check (a function returning what is wrong with a
+    value, or None) and, for a path option, the values that name no file (a relative path in a config file is
+    taken from the file's directory)."""
+    metadata = {"help": help, "check": check, "unit": unit, "path": path}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
-def positive(value):
-    return value > 0
+def in_range(low, high):
+    return lambda value: None if low <= value <= high else f"{value!r} is not in {low}..{high}"
 
 
-def non_negative(value):
-    return value >= 0
+def at_least(low):
+    return lambda value: None if value >= low else f"{value!r} is not >= {low}"
 
 
-def is_ip_network(value):
-    """True for an IP address or a CIDR network (10.0.0.0/8, fd00::/8)."""
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return True
+def above(low):
+    return lambda value: None if value > low else f"{value!r} is not > {low}"
 
 
-def valid_port(value):
-    return 0 <= value <= 65535
+def one_of(choices):
+    return lambda value: None if value in choices else f"{value!r} is not one of {', '.join(choices)}"
+
+
+def ip_networks(values):
+    """Every value an IP address or a CIDR network (10.0.0.0/8, fd00::/8)."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return f"{value!r} is not an IP address or network"
+    return None
+
+
+positive = above(0)
+non_negative = at_least(0)
 
 
 @dataclass(frozen=True)
 class Config:
     # where and what
-    root: str = option(".", "document root directory served to clients")
+    root: str = option(".", "document root directory served to clients", path=())
     bind: tuple = option(("0.0.0.0",), "addresses to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::)")
-    port: int = option(8080, "TCP port to listen on", check=valid_port)
+    port: int = option(8080, "TCP port to listen on", check=in_range(1, 65535))
     backlog: int = option(1024, "listen() backlog", check=positive)
     index: tuple = option(("index.html",), "index file names tried for a directory URL, in order")
     autoindex: bool = option(False, "list directories that have no index file")
@@ -68,20 +79,22 @@ class Config:
     charset: str = option("", "charset parameter added to text/* types (e.g. utf-8); empty adds none")
     precompressed: bool = option(True, "serve file.br / file.gz beside file when the client accepts them")
     cache_max_age: int = option(-1, "Cache-Control max-age for files in seconds; -1 sends no Cache-Control",
-                                check=lambda v: v >= -1, unit="s")
-    cache_max_age_by_ext: dict = option({}, "per-extension max-age overrides, e.g. {css = 86400}")
+                                check=at_least(-1), unit="s")
+    cache_max_age_by_ext: dict = option({}, "Cache-Control max-age in seconds for files with this extension, "
+                                        "overriding cache_max_age")
     # mounted code
-    mount: dict = option({}, "URL prefix -> Python callable answering under it, e.g. {\"/api\" = \"app:handle\"}: "
-                         "a handler(request) or a WSGI app(environ, start_response), imported in each worker")
-    python_path: tuple = option((), "directories put on sys.path (before the current one) to import mounts from")
+    mount: dict = option({}, "URL prefix -> Python callable answering under it: a handler(request) or a WSGI "
+                         "app(environ, start_response), imported in each worker")
+    python_path: tuple = option((), "directories put on sys.path (before the current one) to import mounts from",
+                                path=())
     health_path: str = option("/healthz", "URL path answering 200 while the worker loop runs (liveness probe); "
                               "empty disables it")
     # processes
     workers: int = option(os.cpu_count() or 1, f"number of worker processes (at most {MAX_WORKERS})",
-                          check=lambda v: 0 < v <= MAX_WORKERS)
+                          check=in_range(1, MAX_WORKERS))
     user: str = option("", "user the workers run as (when started as root)")
     group: str = option("", "group the workers run as (when started as root)")
-    pid_file: str = option("", "write the master's pid to this file")
+    pid_file: str = option("", "write the master's pid to this file", path=())
     graceful_timeout: float = option(30.0, "longest a graceful stop waits for in-flight work", check=positive,
                                      unit="s")
     worker_timeout: float = option(30.0, "a worker silent for this long is killed and replaced", check=positive,
@@ -112,9 +125,9 @@ class Config:
                                          check=non_negative, unit="bytes")
     # logging and status
     log_level: str = option("info", "error log level: debug, info, warning, error",
-                            check=lambda v: v in LOG_LEVELS)
-    error_log: str = option("-", "error log file; - is stderr")
-    access_log: str = option("off", "access log file; - is stdout, off disables it")
+                            check=one_of(LOG_LEVELS))
+    error_log: str = option("-", "error log file; - is stderr", path=("-",))
+    access_log: str = option("off", "access log file; - is stdout, off disables it", path=("-", "off"))
     access_log_format: str = option(
         '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
         '"$http_user_agent" $request_time',
@@ -124,7 +137,7 @@ class Config:
     status_path: str = option("", "URL path of the live status page (JSON; Prometheus with ?format=prometheus "
                               "or Accept: text/plain), e.g. /server-status; empty disables it")
     status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
-                                 "status page (others get 403)", check=lambda v: all(map(is_ip_network, v)))
+                                 "status page (others get 403)", check=ip_networks)
 
     @property
     def listen_addresses(self):
@@ -153,24 +166,40 @@ def coerce(name, value):
     elif (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
         raise ConfigError(f"{name}: expected {expected.__name__}, got {value!r}")
     check = FIELDS[name].metadata["check"]
-    if check is not None and not check(value):
-        raise ConfigError(f"{name}: invalid value {value!r}")
+    problem = check and check(value)
+    if problem:
+        raise ConfigError(f"{name}: {problem}")
     return value
 
 
 def read_config_file(path):
-    """The options set in a TOML file, as a dict; unknown keys are errors."""
+    """The options set in a TOML file, as a dict, relative paths taken from the file's directory; unknown keys
+    are errors."""
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        raise ConfigError(f"config file {path}: cannot read it: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from None
     for key in data:
         if key not in FIELDS:
-            raise ConfigError(f"{key}: unknown option in {path}")
-    return data
+            raise ConfigError(f"{key}: unknown option in config file {path}")
+    directory = os.path.dirname(os.path.abspath(path))
+    return {key: from_directory(directory, key, value) for key, value in data.items()}
+
+
+def from_directory(directory, name, value):
+    """A config file's value for option `name`, its relative paths (if it is a path option) made absolute from
+    `directory`; any other value as it is (coerce judges it)."""
+    names_no_file = FIELDS[name].metadata["path"]
+    if names_no_file is None:
+        return value
+    if isinstance(value, list):
+        return [from_directory(directory, name, item) for item in value]
+    if isinstance(value, str) and value and value not in names_no_file:
+        return os.path.normpath(os.path.join(directory, value))
+    return value
 
 
 def build_config(config_file=None, overrides=None):
@@ -193,7 +222,7 @@ def validate(config):
         raise ConfigError(f"root: {config.root!r} is not readable")
     for ext, age in config.cache_max_age_by_ext.items():
         if not isinstance(age, int) or isinstance(age, bool) or age < 0:
-            raise ConfigError(f"cache_max_age_by_ext: invalid max-age {age!r} for {ext!r}")
+            raise ConfigError(f"cache_max_age_by_ext: {ext}: {age!r} is not an integer >= 0")
     for name in ("status_path", "health_path"):
         path = getattr(config, name)
         if path and not path.startswith("/"):

@@ -74,7 +74,6 @@ def test_stopped_peer_does_not_count(stats):
     assert balance_of(own).peers == ()
 
 
-
 def test_slack_of_one_shares_connections_one_for_one(stats):
     own = started(stats, 0, 0)
     started(stats, 1, 3)
@@ -89,3 +88,20 @@ def test_worker_knowing_no_peer_looks_again_when_it_must_decide(stats):
     balance = balance_of(own)  # looked up alone: no peer yet
     started(stats, 1, 0)  # a peer starts before the next tick
     assert balance.over_share(BALANCE_SLACK + 1, time.monotonic() + PEER_LOOKUP_INTERVAL)
+
+
+@pytest.mark.parametrize("slack, burst", [(BALANCE_SLACK, 1000), (MOUNTED_BALANCE_SLACK, 16)],
+                         ids=["static", "mounted"])
+def test_a_burst_is_shared_even_when_one_worker_always_runs_first(stats, slack, burst):
+    """The burst split, free of scheduling: for each connection of the burst the first worker accepts unless the
+    rule says it holds too many, and then its peer accepts; each publishes its count as it accepts."""
+    slots = [started(stats, 0, 0), started(stats, 1, 0)]
+    first = AcceptBalance(slots[0], GENERATION, slack)
+    first.find_peers(time.monotonic())
+    held = [0, 0]
+    for _ in range(burst):
+        taker = 1 if first.over_share(held[0], time.monotonic()) else 0
+        held[taker] += 1
+        slots[taker].heartbeat(held[taker], 0)
+    assert sum(held) == burst
+    assert slack <= held[0] - held[1] <= slack + 1  # the first worker at most one over the slack
