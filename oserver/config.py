@@ -24,6 +24,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # "package.module:callable" (gunicorn's APP_MODULE form); the attribute may be dotted (module:app.wsgi)
 MOUNT_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
+MAX_THREADS = 1024  # per worker
+PENDING_PER_THREAD = 4  # max_pending = 0: this many waiting requests per thread
 
 
 def option(default, help, *, check=None, unit="", path=None):
@@ -89,6 +91,10 @@ class Config:
                                 path=())
     health_path: str = option("/healthz", "URL path answering 200 while the worker loop runs (liveness probe); "
                               "empty disables it")
+    threads: int = option(1, "threads per worker running mounted code; 1 runs it in the worker's event loop",
+                          check=in_range(1, MAX_THREADS))
+    max_pending: int = option(0, "requests for mounted code waiting for a thread, per worker, beyond which it "
+                              f"answers 503; 0 is {PENDING_PER_THREAD} x threads", check=non_negative)
     # processes
     workers: int = option(os.cpu_count() or 1, f"number of worker processes (at most {MAX_WORKERS})",
                           check=in_range(1, MAX_WORKERS))
@@ -117,8 +123,8 @@ class Config:
     send_quota: int = option(262144, "bytes sent to one connection per loop turn (fairness)", check=positive,
                              unit="bytes")
     # caches
-    open_file_cache_valid: float = option(1.0, "seconds a cached file lookup (a 404 too) stays valid", check=non_negative,
-                                          unit="s")
+    open_file_cache_valid: float = option(1.0, "seconds a cached file lookup (a 404 too) stays valid",
+                                          check=non_negative, unit="s")
     small_file_max: int = option(65536, "files up to this size are kept in memory", check=non_negative,
                                  unit="bytes")
     small_file_cache_bytes: int = option(16 * 1048576, "memory for cached small files per worker",
@@ -138,6 +144,11 @@ class Config:
                               "or Accept: text/plain), e.g. /server-status; empty disables it")
     status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
                                  "status page (others get 403)", check=ip_networks)
+
+    @property
+    def pending_limit(self):
+        """Requests for mounted code a worker holds (running and waiting) before it answers 503."""
+        return self.threads + (self.max_pending or PENDING_PER_THREAD * self.threads)
 
     @property
     def listen_addresses(self):

@@ -50,6 +50,11 @@ def requested_format(request):
     return "json"
 
 
+# Each worker's gauges, summed for the server: connections reading or sending (active) and waiting (idle),
+# threads running mounted code (busy_threads) and requests waiting for one (queued).
+WORKER_GAUGES = ("active", "idle", "busy_threads", "queued")
+
+
 def status_document(snapshot, answered_by):
     """The status as plain data: server totals, one entry per live worker, the most requested paths."""
     now = time.time()
@@ -57,7 +62,7 @@ def status_document(snapshot, answered_by):
     server = {"version": __version__, "uptime_seconds": round(now - snapshot["started"], 3),
               "generation": max((w["generation"] for w in workers), default=0), "workers": len(workers),
               **snapshot["totals"],
-              "active": sum(w["active"] for w in workers), "idle": sum(w["idle"] for w in workers)}
+              **{gauge: sum(w[gauge] for w in workers) for gauge in WORKER_GAUGES}}
     return {"server": server, "workers": workers, "answered_by": answered_by,
             "top_paths": [{"path": path, "hits": hits} for path, hits in snapshot["top_paths"]]}
 
@@ -67,7 +72,7 @@ def worker_document(worker, now):
     return {"pid": worker["pid"], "generation": worker["generation"],
             "uptime_seconds": round(now - worker["started"], 3),
             "heartbeat_age_seconds": round(heartbeat_age, 3), "requests": worker["requests"],
-            "bytes_sent": worker["bytes_sent"], "active": worker["active"], "idle": worker["idle"],
+            "bytes_sent": worker["bytes_sent"], **{gauge: worker[gauge] for gauge in WORKER_GAUGES},
             "responses": worker["responses"]}
 
 
@@ -119,6 +124,10 @@ def render_prometheus(document):
                 by_class({}, server["responses"])),
         *metric("oserver_connections", "gauge", "Open client connections by state, all workers.",
                 by_state({}, server)),
+        *metric("oserver_threads_busy", "gauge", "Threads running mounted code, all workers.",
+                [({}, server["busy_threads"])]),
+        *metric("oserver_requests_queued", "gauge", "Requests for mounted code waiting for a thread, all workers.",
+                [({}, server["queued"])]),
         *metric("oserver_worker_uptime_seconds", "gauge", "Seconds since the worker started.",
                 [(labels, w["uptime_seconds"]) for w, labels in workers]),
         *metric("oserver_worker_requests_total", "counter", "Responses completed or aborted by this worker.",
@@ -129,6 +138,10 @@ def render_prometheus(document):
                 [s for w, labels in workers for s in by_class(labels, w["responses"])]),
         *metric("oserver_worker_connections", "gauge", "Open client connections of this worker by state.",
                 [s for w, labels in workers for s in by_state(labels, w)]),
+        *metric("oserver_worker_threads_busy", "gauge", "Threads of this worker running mounted code.",
+                [(labels, w["busy_threads"]) for w, labels in workers]),
+        *metric("oserver_worker_requests_queued", "gauge", "Requests waiting for a thread of this worker.",
+                [(labels, w["queued"]) for w, labels in workers]),
         *metric("oserver_path_hits_total", "counter", "Requests for the most requested paths.",
                 [({"path": p["path"]}, p["hits"]) for p in document["top_paths"]]),
     ]

@@ -79,10 +79,12 @@ def load_mounts(config):
         directory = os.path.abspath(directory)
         if directory not in sys.path:
             sys.path.insert(0, directory)
-    return MountTable([load_mount(mount_prefix(prefix), prefix, spec) for prefix, spec in config.mount.items()])
+    multithread = config.threads > 1
+    return MountTable([load_mount(mount_prefix(prefix), prefix, spec, multithread)
+                       for prefix, spec in config.mount.items()])
 
 
-def load_mount(prefix, name, spec):
+def load_mount(prefix, name, spec, multithread=False):
     module_name, _, attributes = spec.partition(":")
     try:
         target = importlib.import_module(module_name)
@@ -96,7 +98,7 @@ def load_mount(prefix, name, spec):
     kind = calling_convention(target)
     if kind is None:
         raise MountError(f"mount {name}: {spec} must be a callable taking (request) or (environ, start_response)")
-    return Mount(prefix, spec, WsgiApp(target) if kind == "WSGI app" else target, kind)
+    return Mount(prefix, spec, WsgiApp(target, multithread) if kind == "WSGI app" else target, kind)
 
 
 def calling_convention(target):

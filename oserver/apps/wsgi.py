@@ -103,8 +103,9 @@ class StartResponse:
 class WsgiApp:
     """A WSGI application as a handler: handler(request) -> (status, headers, body)."""
 
-    def __init__(self, app):
+    def __init__(self, app, multithread=False):
         self.app = app
+        self.multithread = multithread  # it runs on a worker's thread pool (threads > 1)
         self.errors = ErrorStream()
 
     def __call__(self, request):
@@ -154,7 +155,7 @@ class WsgiApp:
             "wsgi.input": request.body,
             "wsgi.input_terminated": True,
             "wsgi.errors": self.errors,
-            "wsgi.multithread": False,
+            "wsgi.multithread": self.multithread,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,

@@ -23,6 +23,7 @@ READING_HEAD = "reading head"
 READING_BODY = "reading body"
 WAITING_FOR_APP = "waiting for app"  # mounted code is computing the reply of the request at the head
 CLOSING = "closing"
+CLOSED = "closed"  # the connection is gone: a reply still coming from mounted code is dropped
 
 PIPELINE_DEPTH = 16  # replies queued before the protocol stops parsing pipelined requests
 # Heads seen before -> their parsed, immutable Request: load tools and browsers repeat the same head, and a
@@ -61,12 +62,15 @@ class AppCall:
 
 
 class Http1Protocol:
-    __slots__ = ("services", "client", "local_address", "inbuf", "out", "state", "body", "app_call", "linger")
+    __slots__ = ("services", "client", "local_address", "owner", "inbuf", "out", "state", "body", "app_call",
+                 "linger", "started")
 
-    def __init__(self, services, client, local_address):
+    def __init__(self, services, client, local_address, owner=None):
         self.services = services
         self.client = client  # (host, port) of the peer
         self.local_address = local_address  # () -> (host, port) the client connected to
+        self.owner = owner  # the caller's handle on this connection, for whoever resumes it (an executor)
+        self.started = services.clock.now  # when the first byte of the request being read arrived
         self.inbuf = b""
         self.out = []  # Response / Interim items; a list, not a deque: 10x smaller when idle
         self.state = IDLE
@@ -81,6 +85,7 @@ class Http1Protocol:
         self.inbuf = self.inbuf + data if self.inbuf else data
         if self.state is IDLE:
             self.state = READING_HEAD
+            self.started = self.services.clock.now
 
     def advance(self):
         """Answer (queue replies for) the complete requests in the input; True if it stopped with requests
@@ -125,8 +130,13 @@ class Http1Protocol:
         if request.content_length:  # read past it: the connection stays usable
             self.body = request_body(request.content_length, services.config.max_body_bytes, False)
             self.state = READING_BODY
-        self.queue_reply(request, answer, services.clock.now)
+        self.queue_reply(request, answer, self.next_started())
         return True
+
+    def next_started(self):
+        """When the request just read started; a request pipelined behind it starts now."""
+        started, self.started = self.started, self.services.clock.now
+        return started
 
     def parse_head(self, buf):
         """Parse the head at the start of `buf` (consuming it), or None while it is still incomplete."""
@@ -178,7 +188,7 @@ class Http1Protocol:
     def start_app(self, request, route):
         """A request for mounted code: called at once, or once its body is in (after a 100 Continue, if it
         asked for one)."""
-        call = AppCall(request, route, self.services.clock.now)
+        call = AppCall(request, route, self.next_started())
         self.app_call = call
         if not request.content_length:
             return self.call_app(b"")
@@ -207,6 +217,10 @@ class Http1Protocol:
 
     def app_replied(self, call, reply):
         """Mounted code answered `call` (the request at the head of the input)."""
+        if self.state is CLOSED:  # the client left meanwhile
+            for part in reply.parts:
+                part.close()
+            return
         self.app_call = None
         self.state = READING_HEAD
         self.services.events.answered(reply.status, call.request.path)
@@ -220,7 +234,7 @@ class Http1Protocol:
         silent, it may still be sending: the connection lingers, so that it reads the answer."""
         self.services.events.refused(self.client, error)
         self.linger = error.status not in NO_LINGER_STATUSES
-        self.queue_reply(None, error_reply(error.status), self.services.clock.now, interim, received)
+        self.queue_reply(None, error_reply(error.status), self.next_started(), interim, received)
 
     def refuse_pending(self, error):
         """refuse() the request being received: mounted code's request awaiting its body is logged by its
@@ -255,7 +269,8 @@ class Http1Protocol:
 
     def write(self, transport):
         """Send queued output within this turn's send_quota; True when all of it went out, False when the
-        transport is full or the quota spent. OSError or SendFailed: the connection must close."""
+        transport is full or the quota spent. OSError or SendFailed: the connection must close; an output
+        part may raise its executor's AppPending (it waits for mounted code to produce more)."""
         out = self.out
         quota = self.services.config.send_quota
         while out:
@@ -276,7 +291,8 @@ class Http1Protocol:
         return bool(self.out) and self.out[0].sent > 0
 
     def abort(self):
-        """The connection is closing: every queued reply ends unsent (logged with what was actually sent)."""
+        """The connection is closed: every queued reply ends unsent (logged with what was actually sent)."""
+        self.state = CLOSED
         out, self.out = self.out, []
         for item in out:
             item.ended(self.services.events, self.client, True)

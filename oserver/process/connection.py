@@ -6,28 +6,35 @@ client still sends read and dropped) after a refusal, so that the client reads t
 """
 
 import logging
+import select
 
+from oserver.apps.executors import AppPending
 from oserver.http.output import SendFailed
-from oserver.http.protocol import CLOSING
+from oserver.http.protocol import CLOSING, WAITING_FOR_APP
 from oserver.http.response import error_reply, response_head
 
 RECV_SIZE = 65536
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
 INTERNAL_ERROR = (lambda reply: response_head(500, reply.fields, False) + reply.data)(error_reply(500))
 
 log = logging.getLogger("oserver.worker")
 
 
 class Connection:
-    __slots__ = ("loop", "transport", "protocol", "fd", "timer", "writing", "registered", "closed",
+    __slots__ = ("loop", "transport", "protocol", "fd", "timer", "watching", "registered", "closed",
                  "linger_until")
 
     def __init__(self, loop, transport, protocol):
         self.loop = loop
         self.transport = transport
         self.protocol = protocol
+        protocol.owner = self
         self.fd = transport.fd
         self.timer = None  # the loop's timer queue this connection sits in
-        self.writing = False  # watched for EPOLLOUT (output blocked) instead of EPOLLIN
+        # The events it waits for: EPOLLIN (a request), EPOLLOUT (output blocked), or 0 while mounted code
+        # works for it (what the client sends meanwhile waits in the kernel: back-pressure, bounded memory).
+        self.watching = EPOLLIN
         self.registered = False  # known to the loop's epoll
         self.closed = False
         self.linger_until = 0.0  # while lingering: when to close whatever the client does
@@ -72,21 +79,27 @@ class Connection:
         """Write queued output; True when all of it went out."""
         try:
             sent_all = self.protocol.write(self.transport)
+        except AppPending:  # a streamed body's next chunk is on its way from the pool, which resumes us
+            self.watch(0)
+            self.loop.clear_timer(self)
+            return False
         except SendFailed as failure:
             log.warning("%s; connection closed", failure)
             return self.close()
         except OSError:
             return self.close()
         if not sent_all:
-            if not self.writing:
-                self.writing = True
-                self.loop.watch_output(self)
+            self.watch(EPOLLOUT)
             self.loop.await_send(self)
             return False
-        if self.writing:
-            self.writing = False
-            self.loop.watch_input(self)
+        self.watch(0 if self.protocol.state is WAITING_FOR_APP else EPOLLIN)
         return True
+
+    def watch(self, events):
+        if events != self.watching:
+            self.watching = events
+            if self.registered:
+                self.loop.epoll.modify(self.fd, events)
 
     # ------------------------------------------------------------ timers and closing
 

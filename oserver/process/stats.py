@@ -31,11 +31,12 @@ RETIRED_OFFSET = STARTED_OFFSET + STARTED.size
 HEADER_TABLE_OFFSET = RETIRED_OFFSET + COUNTERS.size
 HEADER_BYTES = HEADER_TABLE_OFFSET + TABLE_BYTES
 
-# Slot: pid, generation, started (unix time), heartbeat (monotonic), active, idle, counters, table version,
-# table. Active connections are reading a request or sending a reply; idle ones wait for the next request.
+# Slot: pid, generation, started (unix time), heartbeat (monotonic), active, idle, busy, queued, counters,
+# table version, table. Active connections are reading a request or sending a reply; idle ones wait for the
+# next request; busy threads run mounted code, queued requests wait for one.
 IDENTITY = struct.Struct("=qqdd")
-GAUGES = struct.Struct("=dqq")  # heartbeat, active, idle
-SLOT = struct.Struct("=qqddqq")
+GAUGES = struct.Struct("=dqqqq")  # heartbeat, active, idle, busy, queued
+SLOT = struct.Struct("=qqddqqqq")
 GAUGES_OFFSET = struct.calcsize("=qqd")  # the heartbeat field of IDENTITY
 COUNTERS_OFFSET = SLOT.size
 SLOT_VERSION_OFFSET = COUNTERS_OFFSET + COUNTERS.size
@@ -165,8 +166,9 @@ class WorkerSlot:
         self.region[self.offset:self.offset + SLOT_BYTES] = bytes(SLOT_BYTES)
         IDENTITY.pack_into(self.region, self.offset, pid, generation, time.time(), time.monotonic())
 
-    def heartbeat(self, connections, idle):
-        GAUGES.pack_into(self.region, self.offset + GAUGES_OFFSET, time.monotonic(), connections - idle, idle)
+    def heartbeat(self, connections, idle, busy=0, queued=0):
+        GAUGES.pack_into(self.region, self.offset + GAUGES_OFFSET, time.monotonic(), connections - idle, idle, busy,
+                         queued)
         self.top.publish()
 
     def count_request(self, status, path):
@@ -204,9 +206,9 @@ class WorkerSlot:
         IDENTITY.pack_into(self.region, self.offset, 0, 0, 0.0, 0.0)
 
     def read(self):
-        pid, generation, started, heartbeat, active, idle = SLOT.unpack_from(self.region, self.offset)
+        pid, generation, started, heartbeat, active, idle, busy, queued = SLOT.unpack_from(self.region, self.offset)
         return {"pid": pid, "generation": generation, "started": started, "heartbeat": heartbeat,
-                "active": active, "idle": idle, **self.read_counters()}
+                "active": active, "idle": idle, "busy_threads": busy, "queued": queued, **self.read_counters()}
 
     def read_counters(self):
         return counters_dict(COUNTERS.unpack_from(self.region, self.offset + COUNTERS_OFFSET))

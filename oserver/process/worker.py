@@ -15,7 +15,7 @@ import select
 import signal
 import traceback
 
-from oserver.apps.executors import InlineExecutor
+from oserver.apps.executors import InlineExecutor, ThreadPool
 from oserver.apps.mounts import MountError, load_mounts
 from oserver.files.static import StaticFiles
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
@@ -91,7 +91,13 @@ class Worker:
         self.clock = LoopClock()
         mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
         router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts)
-        self.services = Services(config, router, InlineExecutor(self.clock), self.clock,
+        if config.threads > 1:
+            self.executor = ThreadPool(config.threads, config.pending_limit, self.clock, self.resume)
+            self.app_wakeup = self.executor.wakeup
+        else:
+            self.executor = InlineExecutor(self.clock)
+            self.app_wakeup = None
+        self.services = Services(config, router, self.executor, self.clock,
                                  RequestEvents(stats_slot, access_log, self.clock))
         self.accept = AcceptPolicy(EXCLUSIVE_BATCHES if mounts is None else ONE_AT_A_TIME, stats_slot, generation)
         self.connections = {}
@@ -120,6 +126,8 @@ class Worker:
         self.epoll = select.epoll()
         self.signal_fd = self.install_signals()
         self.epoll.register(self.signal_fd, EPOLLIN)
+        if self.app_wakeup is not None:
+            self.epoll.register(self.app_wakeup, EPOLLIN)
         self.start_accepting()
         self.slot.worker_started(os.getpid(), self.generation)
         connections = self.connections
@@ -132,7 +140,7 @@ class Worker:
                 conn = connections.get(fd)
                 if conn is not None:
                     try:
-                        if conn.writing:
+                        if conn.watching == EPOLLOUT:
                             conn.on_writable()
                         else:
                             conn.on_readable()
@@ -140,6 +148,8 @@ class Worker:
                         self.connection_failed(conn)
                 elif fd in listeners:
                     self.accept_batch(listeners[fd])
+                elif fd == self.app_wakeup:
+                    self.executor.complete()
                 elif fd == self.signal_fd:
                     self.handle_signals()
             if clock.now >= self.next_tick:
@@ -154,8 +164,10 @@ class Worker:
         self.poll_timeout = POLL_TIMEOUT
         for queue in self.timer_queues:
             self.expire_timers(queue)
-        self.slot.heartbeat(len(self.connections), len(self.idle_timers))
+        self.publish_load()
         self.accept.balance.find_peers(now)
+        if self.executor.busy:
+            self.executor.report_slow(self.config.worker_timeout)
         self.logs.flush()
         if os.getppid() != self.master_pid:
             log.error("master process %d is gone; worker exits", self.master_pid)
@@ -211,7 +223,7 @@ class Worker:
     def accept_batch(self, listener):
         now = self.clock.now
         policy = self.accept
-        if not self.draining and policy.defer_to_peers(len(self.connections), now):
+        if not self.draining and policy.defer_to_peers(self.load(), now):
             return self.pause_accepting(policy.peers_pause_until)
         accepted = 0
         for _ in range(policy.mode.batch):
@@ -234,8 +246,17 @@ class Worker:
         if accepted:
             if policy.mode.yields_turn:
                 self.yield_accept_turn(listener)
-            if len(self.connections) > policy.mode.slack:  # peers weigh this worker by its published count
-                self.slot.heartbeat(len(self.connections), len(self.idle_timers))
+            if self.load() > policy.mode.slack:  # peers weigh this worker by its published load
+                self.publish_load()
+
+    def load(self):
+        """What accept balancing weighs: connections, and requests for mounted code in a thread or waiting
+        for one (a peer with idle threads takes new connections first)."""
+        return len(self.connections) + self.executor.busy + self.executor.queued
+
+    def publish_load(self):
+        executor = self.executor
+        self.slot.heartbeat(len(self.connections), len(self.idle_timers), executor.busy, executor.queued)
 
     def open_connection(self, transport, address):
         if self.debug:
@@ -285,7 +306,7 @@ class Worker:
         """Watch a connection that outlived its first read. Registration is lazy so that a connection answered
         and closed straight from accept() costs no epoll calls (closing the socket drops it from epoll)."""
         conn.registered = True
-        self.epoll.register(conn.fd, EPOLLOUT if conn.writing else EPOLLIN)
+        self.epoll.register(conn.fd, conn.watching)
         conn.transport.no_delay()
 
     def await_client(self, conn, state):
@@ -311,12 +332,15 @@ class Worker:
         self.set_timer(conn, self.linger_timers)
         return self.clock.now + LINGERING_TIME
 
-    def watch_output(self, conn):
-        if conn.registered:
-            self.epoll.modify(conn.fd, EPOLLOUT)
-
-    def watch_input(self, conn):
-        self.epoll.modify(conn.fd, EPOLLIN)
+    def resume(self, protocol):
+        """Mounted code (on the pool) has more for a connection: send it."""
+        conn = protocol.owner
+        if conn.closed:
+            return
+        try:
+            conn.process()
+        except Exception:
+            self.connection_failed(conn)
 
     def forget(self, conn):
         if self.debug:

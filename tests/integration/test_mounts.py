@@ -142,13 +142,15 @@ def write_mount_config(path, module_dir, prefix, spec=VERSIONED_SPEC):
 
 # ---------------------------------------------------------------- servers
 
-@pytest.fixture(scope="module")
-def mounted(tmp_path_factory):
-    """One server (-w 1) with every mount in MOUNTS beside the static files; its `close_log` is where the
-    closing WSGI app reports close() calls."""
+@pytest.fixture(scope="module", params=["inline", "threads"])
+def mounted(tmp_path_factory, request):
+    """One server (-w 1) with every mount in MOUNTS beside the static files, its mounted code run inline and
+    then on a thread pool (every test here holds for both executors); its `close_log` is where the closing
+    WSGI app reports close() calls."""
     base = tmp_path_factory.mktemp("mounts")
     close_log = str(base / "close.log")
-    server = start_mounted(base, ("--max-body-bytes", str(MAX_BODY), "--status-path", STATUS_PATH,
+    threads = ("--threads", "4") if request.param == "threads" else ()
+    server = start_mounted(base, ("--max-body-bytes", str(MAX_BODY), "--status-path", STATUS_PATH, *threads,
                                   *mount_flags(MOUNTS)), env=dict(os.environ, **{CLOSE_LOG_ENV: close_log}))
     server.close_log = close_log
     yield from ready_until_teardown(server)

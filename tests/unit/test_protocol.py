@@ -7,7 +7,7 @@ import pytest
 
 from oserver.apps.mounts import Mount, Route
 from oserver.config import Config
-from oserver.http.output import FileSpan, SendFailed
+from oserver.http.output import FileSpan, Part, SendFailed
 from oserver.http.protocol import (CLOSING, IDLE, PIPELINE_DEPTH, READING_BODY, READING_HEAD, WAITING_FOR_APP,
                                    Http1Protocol, Services)
 from oserver.http.response import Reply
@@ -45,7 +45,8 @@ class Executor:
 
 
 class Clock:
-    now = 100.0
+    def __init__(self):
+        self.now = 100.0
 
 
 class Events:
@@ -296,3 +297,27 @@ def test_abort_ends_every_queued_response_as_aborted():
     assert proto.response_started()
     proto.abort()
     assert proto.services.events.done == [(200, 0, True), (200, 0, True)] and proto.out == []
+
+
+def test_a_response_is_timed_from_the_first_byte_of_its_request():
+    proto = protocol()
+    proto.services.clock.now = 100.0
+    feed(proto, b"GET / HTTP/1.1\r\n")
+    proto.services.clock.now = 105.0
+    feed(proto, b"Host: x\r\n\r\n")
+    assert proto.out[0].started == 100.0
+
+
+def test_a_reply_for_a_connection_closed_meanwhile_is_dropped_and_closed():
+    proto = protocol()
+    feed(proto, get("/app"))
+    proto.abort()
+
+    class Body(Part):
+        closed = False
+
+        def close(self):
+            Body.closed = True
+
+    proto.services.executor.answer(Reply(200, b"", parts=(Body(),)))
+    assert proto.out == [] and Body.closed
