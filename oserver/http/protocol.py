@@ -293,6 +293,7 @@ class Http1Protocol:
     def abort(self):
         """The connection is closed: every queued reply ends unsent (logged with what was actually sent)."""
         self.state = CLOSED
-        out, self.out = self.out, []
-        for item in out:
-            item.ended(self.services.events, self.client, True)
+        if self.out:
+            out, self.out = self.out, []
+            for item in out:
+                item.ended(self.services.events, self.client, True)

@@ -35,13 +35,20 @@ class Listener:
 
     sock: socket.socket
     make_transport: type = TcpTransport
+    kind: tuple = ()  # (family, type, proto) of its connections, as plain ints
+
+    def __post_init__(self):
+        self.kind = (int(self.sock.family), int(self.sock.type), self.sock.proto)
 
     def fileno(self):
         return self.sock.fileno()
 
     def accept(self):
-        """(transport, client address) of the next queued connection; BlockingIOError when there is none."""
-        sock, address = self.sock.accept()
+        """(transport, client address) of the next queued connection; BlockingIOError when there is none.
+        socket.accept() would build its new socket from the `family` and `type` properties, two enum
+        conversions per connection: the kind is known once, so `_accept` (what it calls) is used directly."""
+        fd, address = self.sock._accept()
+        sock = socket.socket(*self.kind, fileno=fd)
         sock.setblocking(False)
         return self.make_transport(sock), address
 
