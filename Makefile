@@ -10,7 +10,7 @@ STATUS_PATH := /server-status
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: run test unit integration bench bench-ab-full bench-profile bench-mounts scale install clean
+.PHONY: run test unit integration bench bench-ab-full bench-profile bench-mounts bench-apps scale install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ bench-profile: $(VENV)/.installed $(BENCH_VENV)/.installed
 bench-mounts: $(VENV)/.installed
 	sh bench/install.sh
 	$(PY) -m bench.mounts
+
+# Mounted WSGI apps (issue 16): OServer inline and --threads 32 against granian and gunicorn (gthread, sync), a
+# static page's p99 during an /io load, and a Flask route; about 4 minutes, writes and prints bench/apps.md.
+bench-apps: $(VENV)/.installed $(BENCH_VENV)/.installed
+	sh bench/install.sh
+	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.apps
 
 # Scale check (issue 8): 1..1000 downloads of a 100 GB sparse file, then 10,000 idle connections, on its own
 # loopback server; prints Markdown tables and the goals met (SCALE_ARGS="--url ... --root ..." targets another).

@@ -6,7 +6,6 @@ writes bench/mounts.md (median requests/s, speedup over one worker). Loopback on
 server it started is stopped, even on Ctrl-C or an error.
 """
 
-import argparse
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, replace
 
-from bench import cputime, loadgen, report, servers
+from bench import cputime, entry, loadgen, report, servers
 
 WORKER_COUNTS = (1, 2, 4)
 CONNECTIONS = 16  # enough for four workers to each hold several requests waiting on I/O
@@ -284,29 +283,11 @@ def run_bench(rounds, seconds):
     elapsed = time.monotonic() - started_at
     text = markdown(Run(table, report.machine_info(), (load_at_start, os.getloadavg()[0]), cpu_ms, elapsed,
                         servers.oserver_revision(), rounds, seconds))
-    with open(RESULTS_MD, "w") as f:
-        f.write(text)
-    print(f"\n{text}\nwrote {RESULTS_MD}")
-    if elapsed > BUDGET_S:
-        print(f"warning: the run took {elapsed:.0f}s, over its {BUDGET_S}s budget", file=sys.stderr)
+    entry.write_report(RESULTS_MD, text, elapsed, BUDGET_S)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds of runs ({ROUNDS})")
-    parser.add_argument("--seconds", type=int, default=RUN_SECONDS, help=f"seconds per wrk run ({RUN_SECONDS})")
-    args = parser.parse_args(argv)
-    servers.unwind_on_signals()
-    os.makedirs(servers.WORK_DIR, exist_ok=True)
-    try:
-        run_bench(args.rounds, args.seconds)
-    except (KeyboardInterrupt, servers.Interrupted):
-        print("bench-mounts interrupted; every server it started has been stopped", file=sys.stderr)
-        return 130
-    except (RuntimeError, OSError, loadgen.ToolFailed) as e:  # a server that would not start or answer
-        print(f"bench-mounts: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return entry.main("bench-mounts", __doc__, run_bench, ROUNDS, RUN_SECONDS, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Decisions only: the worker's loop does the accepting and the epoll registration.
 """
 
 import select
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from oserver.process.balance import BALANCE_SLACK, MOUNTED_BALANCE_SLACK, AcceptBalance
 
@@ -31,6 +31,17 @@ EXCLUSIVE_BATCHES = AcceptMode("exclusive batches", select.EPOLLIN | select.EPOL
 # Mounted code may hold a worker for a while, and keep-alive clients stay with the worker that accepted them:
 # every worker is woken for each connection, takes one, and leaves the next to a peer holding fewer.
 ONE_AT_A_TIME = AcceptMode("one at a time", select.EPOLLIN, 1, MOUNTED_BALANCE_SLACK, False)
+
+
+def accept_mode(mounted, threads):
+    """Exclusive batches for static files; one at a time with mounted code, sharing connections one for one
+    when it runs inline, and within a pool's worth of threads when it runs on one (a worker with idle threads
+    serves a new connection as soon as a peer would: holding back for balance only delays its first answer)."""
+    if not mounted:
+        return EXCLUSIVE_BATCHES
+    if threads == 1:
+        return ONE_AT_A_TIME
+    return replace(ONE_AT_A_TIME, slack=threads)
 
 
 class AcceptPolicy:

@@ -27,9 +27,10 @@ class AcceptBalance:
         self.peers = tuple(slot for slot in own.shared.slots if slot is not own and
                            now - slot.last_heartbeat < PEER_SILENCE and slot.read()["generation"] == self.generation)
 
-    def over_share(self, connections, now):
-        """True when `connections` exceeds the least loaded fresh peer's count by more than the slack."""
-        if connections <= self.slack:
+    def over_share(self, load, now):
+        """True when `load` exceeds the least loaded fresh peer's by more than the slack. A load is connections
+        plus requests for mounted code running on threads or waiting for one (see Worker.load)."""
+        if load <= self.slack:
             return False
         if not self.peers and now >= self.next_lookup:  # peers that started since the last tick count too
             self.find_peers(now)
@@ -37,7 +38,7 @@ class AcceptBalance:
         for slot in self.peers:
             data = slot.read()
             if now - data["heartbeat"] < PEER_SILENCE:
-                count = data["active"] + data["idle"]
+                count = data["active"] + data["idle"] + data["busy_threads"] + data["queued"]
                 if least is None or count < least:
                     least = count
-        return least is not None and connections > least + self.slack
+        return least is not None and load > least + self.slack

@@ -21,7 +21,7 @@ from oserver.files.static import StaticFiles
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
 from oserver.logs import AccessLog, reopen_error_log
 from oserver.net.listeners import Listener, format_address
-from oserver.process.accept import EXCLUSIVE_BATCHES, ONE_AT_A_TIME, AcceptPolicy
+from oserver.process.accept import AcceptPolicy, accept_mode
 from oserver.process.accounting import RequestEvents
 from oserver.process.connection import Connection
 from oserver.process.privileges import drop_privileges
@@ -99,7 +99,7 @@ class Worker:
             self.app_wakeup = None
         self.services = Services(config, router, self.executor, self.clock,
                                  RequestEvents(stats_slot, access_log, self.clock))
-        self.accept = AcceptPolicy(EXCLUSIVE_BATCHES if mounts is None else ONE_AT_A_TIME, stats_slot, generation)
+        self.accept = AcceptPolicy(accept_mode(mounts is not None, config.threads), stats_slot, generation)
         self.connections = {}
         self.epoll = None
         self.signal_fd = None
