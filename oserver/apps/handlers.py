@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 import traceback
+from functools import lru_cache
 
 from oserver.http.grammar import CONTENT_LENGTH, FIELD_NAME, FIELD_VALUE, STATUS
 from oserver.http.output import FileSpan, Part, SendFailed
@@ -20,6 +21,7 @@ SERVER_OWNED_FIELDS = frozenset(("connection", "keep-alive", "proxy-connection",
                                  "trailer", "upgrade", "date", "server", "content-length"))
 NO_BODY_STATUSES = (204, 304)  # RFC 9110 15.3.5, 15.4.5
 LAST_CHUNK = b"0\r\n\r\n"
+STATUS_TEXTS_CACHED = 256
 
 log = logging.getLogger("oserver.handlers")
 
@@ -182,7 +184,15 @@ def status_line(status):
         if not 200 <= status <= 599:
             raise ValueError(f"invalid status {status!r}")
         return status, None if status in REASONS else b"HTTP/1.1 %d Unknown\r\n" % status
-    m = STATUS.fullmatch(status) if isinstance(status, str) else None
+    if not isinstance(status, str):
+        raise ValueError(f"invalid status {status!r}")
+    return status_text_line(status)
+
+
+@lru_cache(maxsize=STATUS_TEXTS_CACHED)
+def status_text_line(status):
+    """status_line() of a status string: apps answer the same few again and again ("200 OK")."""
+    m = STATUS.fullmatch(status)
     if m is None:
         raise ValueError(f"invalid status {status!r}")
     code, reason = int(m[1]), m[2] or ""

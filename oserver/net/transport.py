@@ -13,11 +13,12 @@ import socket
 class TcpTransport:
     """A connected, non-blocking TCP (or Unix) stream socket."""
 
-    __slots__ = ("sock", "fd", "recv", "send")
+    __slots__ = ("sock", "fd", "recv", "send", "local")
 
     def __init__(self, sock):
         self.sock = sock
         self.fd = sock.fileno()
+        self.local = None  # (host, port) the client connected to, once asked
         self.recv = sock.recv  # recv(size) -> bytes, b"" at the end of the stream
         self.send = sock.send  # send(data) -> bytes taken
 
@@ -29,8 +30,10 @@ class TcpTransport:
         return os.sendfile(self.fd, file.fileno(), offset, count)
 
     def local_address(self):
-        """(host, port) the client connected to."""
-        return self.sock.getsockname()
+        """(host, port) the client connected to (one getsockname per connection, on first use)."""
+        if self.local is None:
+            self.local = self.sock.getsockname()
+        return self.local
 
     def no_delay(self):
         """Replies to come must not wait for Nagle (TCP only)."""

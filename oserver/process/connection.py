@@ -32,8 +32,9 @@ class Connection:
         protocol.owner = self
         self.fd = transport.fd
         self.timer = None  # the loop's timer queue this connection sits in
-        # The events it waits for: EPOLLIN (a request), EPOLLOUT (output blocked), or 0 while mounted code
-        # works for it (what the client sends meanwhile waits in the kernel: back-pressure, bounded memory).
+        # The events it waits for: EPOLLIN (a request), EPOLLOUT (output blocked), or 0 once a client sent
+        # more than a request head's worth while mounted code worked for it (the rest waits in the kernel:
+        # back-pressure, bounded memory).
         self.watching = EPOLLIN
         self.registered = False  # known to the loop's epoll
         self.closed = False
@@ -56,7 +57,10 @@ class Connection:
             return self.close()
         if not data:
             return self.close()
-        self.protocol.receive(data)
+        protocol = self.protocol
+        protocol.receive(data)
+        if protocol.state is WAITING_FOR_APP and len(protocol.inbuf) > protocol.services.config.max_header_bytes:
+            self.watch(0)
         self.process()
 
     def on_writable(self):
@@ -80,7 +84,7 @@ class Connection:
         try:
             sent_all = self.protocol.write(self.transport)
         except AppPending:  # a streamed body's next chunk is on its way from the pool, which resumes us
-            self.watch(0)
+            self.watch(EPOLLIN)  # not EPOLLOUT: the socket is writable, there is just nothing to write yet
             self.loop.clear_timer(self)
             return False
         except SendFailed as failure:
@@ -92,7 +96,7 @@ class Connection:
             self.watch(EPOLLOUT)
             self.loop.await_send(self)
             return False
-        self.watch(0 if self.protocol.state is WAITING_FOR_APP else EPOLLIN)
+        self.watch(EPOLLIN)
         return True
 
     def watch(self, events):

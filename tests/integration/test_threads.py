@@ -9,6 +9,7 @@ server does while they block, never how long anything takes.
 import concurrent.futures
 import os
 import signal
+import socket
 
 import pytest
 import requests
@@ -149,3 +150,17 @@ def test_a_handler_running_past_worker_timeout_is_logged_and_its_worker_kept(tmp
 def test_a_thread_pool_adds_its_gauges_to_prometheus(pooled):
     text = get(pooled, STATUS_PATH + "?format=prometheus").text
     assert "oserver_threads_busy " in text and "oserver_worker_requests_queued{" in text
+
+
+def test_requests_pipelined_behind_a_running_handler_are_answered_in_order(pooled, gates):
+    pipelined = (b"GET /block?gate=pipe HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET " + STATIC.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    with socket.create_connection((pooled.host, pooled.port), timeout=TIMEOUT) as sock:
+        sock.sendall(pipelined)
+        wait_for(lambda: worker_status(pooled)["busy_threads"] == 1, "the handler to run")
+        (gates / "pipe").touch()
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 ") and received.count(b"HTTP/1.1 200 ") == 2
+    assert received.index(b"gate opened") < received.rindex(b"HTTP/1.1 200 ")
