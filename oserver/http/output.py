@@ -36,14 +36,19 @@ class FileSpan(Part):
     corks = True
 
     def write(self, response, transport):
-        n = transport.sendfile(self.file, self.offset, min(self.count, response.quota))
+        asked = min(self.count, response.quota)
+        n = transport.sendfile(self.file, self.offset, asked)
         if n == 0:  # the file shrank under us: never send short data
             raise SendFailed(f"file truncated while being sent: {self.file.name}")
         response.sent += n
         response.quota -= n
         self.offset += n
         self.count -= n
-        return self.count == 0
+        if self.count == 0:
+            return True
+        if n < asked:  # the socket took less than offered: it is full, asking again would only say so
+            raise BlockingIOError
+        return False
 
 
 @dataclass(slots=True, eq=False)

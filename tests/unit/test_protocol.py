@@ -286,8 +286,10 @@ def test_a_truncated_file_fails_the_response():
     proto.services.router.route = lambda request, client: Reply(
         200, b"Content-Length: 100\r\n", parts=(FileSpan(FakeFile(b"short"), 0, 100),))
     feed(proto, get())
+    transport = Transport()
+    assert proto.write(transport) is False  # what there was went out: a short send waits for the socket
     with pytest.raises(SendFailed):
-        proto.write(Transport())
+        proto.write(transport)
 
 
 def test_abort_ends_every_queued_response_as_aborted():
