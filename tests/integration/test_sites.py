@@ -65,6 +65,10 @@ SITES = """
     [[site.location]]
     prefix = "/static/"
     try_files = ["$uri", "=404"]
+
+    [[site]]
+    server_names = ["new.app.example.test"]
+    root = "new"
 """
 
 
@@ -82,7 +86,7 @@ def write_config(base, text):
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
-    """One server (-w 2) with the default site (www/) and the app site (app/) of SITES."""
+    """One server (-w 2) with the sites of SITES: the default one (www/), the app (app/) and new/."""
     base = tmp_path_factory.mktemp("sites")
     write_files(base)
     server = Server(str(base / "www"), ("-c", write_config(base, SITES)), log_path=str(base / "server.log"))
@@ -123,6 +127,10 @@ def get(server, path, host="www.example.test", method="GET", version="HTTP/1.1",
                                   "APP.Example.TEST"], ids=["exact", "wildcard", "port-suffixed", "upper-case"])
 def test_the_host_chooses_the_site(sites, host):
     assert get(sites, "/", host).body == b"app shell\n"
+
+
+def test_an_exact_name_beats_a_wildcard(sites):
+    assert get(sites, "/", "New.App.Example.Test:8080").body == b"new site\n"
 
 
 def test_an_unknown_host_gets_the_default_site(sites):
