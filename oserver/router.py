@@ -15,8 +15,8 @@ class Router:
         self.health_path = config.health_path
         self.status = status_page
         self.mounts = mounts  # a MountTable, or None when nothing is mounted
-        self.sites = sites
-        self.static = sites.plain  # the only site's StaticFiles when it adds nothing to them: no site lookup
+        # the request's site answers; with one site adding nothing to its files, this is their own respond()
+        self.site_respond = sites.respond
 
     def route(self, request, client):
         path = request.path
@@ -26,6 +26,4 @@ class Router:
             return health_reply(request)
         if self.mounts is not None and (route := self.mounts.route(path)) is not None:
             return route
-        if self.static is not None:
-            return self.static.respond(request)
-        return self.sites.respond(request)
+        return self.site_respond(request)

@@ -23,9 +23,9 @@ PATH_DELIMITERS = "/:@!$&'()*+,;="  # RFC 3986 pchar delimiters: kept as they ar
 
 
 class SiteTable:
-    """The sites of one worker. `respond(request)` answers through the request's site; `name(request)` is that
-    site's name ($site). `plain` is the default site's StaticFiles when that site is the only one and adds
-    nothing to its files (the router then calls them directly), else None."""
+    """The sites of one worker. `respond(request)` answers through the request's site: when the default site is
+    the only one, it is that site's own respond(), which is its StaticFiles' own when the site adds nothing to
+    them (no lookup, no layer). `name(request)` is the answering site's name ($site)."""
 
     def __init__(self, config):
         self.default = None if config.default_site == "refuse" else Site(DEFAULT_SITE, config)
@@ -40,10 +40,8 @@ class SiteTable:
                     self.exact[name] = site
         self.wildcards = sorted(wildcards, key=lambda wildcard: -len(wildcard[0]))  # the longest wins (nginx)
         self.chosen = Memo(self.by_wildcard, MAX_CACHED_HOSTS)  # other names -> a wildcard's site, the default
-        self.plain = None
         if not config.site and self.default is not None:
             self.respond = self.default.respond
-            self.plain = self.default.static if self.default.plain else None
 
     def select(self, request):
         """The Site answering a request (None: refused). An exact name is one dict hit; other names are looked
@@ -143,7 +141,7 @@ class Rules:
 
 class Site:
     """One site: its static files and rules. `respond(request)` is the static files' own when the site adds
-    nothing to them (`plain`)."""
+    nothing to them."""
 
     def __init__(self, name, config):
         self.name = name
@@ -155,8 +153,7 @@ class Site:
             self.locations = PrefixTable([(location.prefix, location_rules(location, config))
                                           for location in config.location],
                                          lambda prefix, rules, path: (rules, path[len(prefix):]))
-        self.plain = not (config.headers or config.error_pages or config.try_files or config.location)
-        if self.plain:
+        if not (config.headers or config.error_pages or config.try_files or config.location):
             self.respond = self.static.respond
 
     def respond(self, request):
