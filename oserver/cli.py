@@ -17,7 +17,8 @@ from oserver.process.master import CONTROL_SIGNALS, Master, send_control_signal
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
-METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "error_log": "FILE", "access_log": "FILE"}
+METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "error_log": "FILE", "access_log": "FILE",
+            "try_files": "PATH"}
 ERROR = "oserver: error: "  # the start of every error line, from the flags, the config and the checks
 
 
@@ -30,11 +31,14 @@ class TableFlag:
 
 
 TABLE_FLAGS = {"mount": TableFlag("PREFIX=MODULE:CALLABLE", str, "/api=hello:handle"),
-               "cache_max_age_by_ext": TableFlag("EXT=SECONDS", int, "css=86400")}
+               "cache_max_age_by_ext": TableFlag("EXT=SECONDS", int, "css=86400"),
+               "headers": TableFlag("NAME=VALUE", str, "X-Frame-Options=DENY"),
+               "error_pages": TableFlag("STATUS=PATH", str, "404=/404.html")}
 
 DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 server for static files and mounted Python code."
 EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Relative paths in the "
-          "config file are taken from the file's directory, in flags from the current directory. Signals to the "
+          "config file are taken from the file's directory, in flags from the current directory. More sites "
+          "([[site]]) and locations ([[location]]) are set in the config file only. Signals to the "
           "master: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU one worker "
           "more/fewer.")
 
@@ -73,6 +77,8 @@ def build_parser(prog=None):
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines (log_level debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     for name, f in FIELDS.items():
+        if not f.metadata["flag"]:
+            continue
         flags = [LONG_FLAGS.get(name, "--" + name.replace("_", "-"))]
         if name in SHORT_FLAGS:
             flags.insert(0, SHORT_FLAGS[name])
@@ -138,6 +144,8 @@ def main(argv=None, prog=None):
             return fail(e)
         print(f"oserver: configuration {args.config or '(defaults and flags)'} is OK; "
               f"root {os.path.abspath(config.root)}")
+        for i, site in enumerate(config.site):
+            print(f"oserver: site[{i}] {' '.join(site.server_names)}: root {site.config.root}")
         return 0
     if args.signal:
         if not config.pid_file:

@@ -13,6 +13,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
+from oserver.http.grammar import FIELD_NAME, FIELD_VALUE
+from oserver.http.response import ERROR_BODIES, SERVER_OWNED_FIELDS
 from oserver.logs import check_access_format
 
 
@@ -26,13 +28,20 @@ MOUNT_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za
 MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
 MAX_THREADS = 1024  # per worker
 PENDING_PER_THREAD = 4  # max_pending = 0: this many waiting requests per thread
+# A [[site]]'s server name: a host name, or "*." before one (any name ending so), or an IP address.
+SERVER_NAME = re.compile(r"(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
+REDIRECT_TARGET = re.compile(r"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)[\x21-\x7e]*")  # a path, or an absolute URL
+REDIRECT_STATUSES = (301, 302, 307, 308)
 
 
-def option(default, help, *, check=None, unit="", path=None):
+def option(default, help, *, check=None, unit="", path=None, parse=None, tables=None, site=False, flag=True):
     """A Config field carrying its help text, an optional value check (a function returning what is wrong with a
     value, or None) and, for a path option, the values that name no file (a relative path in a config file is
-    taken from the file's directory)."""
-    metadata = {"help": help, "check": check, "unit": unit, "path": path}
+    taken from the file's directory). `parse` turns a value of the right type into its canonical form (ValueError
+    says what is wrong); `tables` parses an array of tables ([[location]]) given its key; `site`: a [[site]] may set
+    it too; `flag`: it has a command-line flag."""
+    metadata = {"help": help, "check": check, "unit": unit, "path": path, "parse": parse, "tables": tables,
+                "site": site, "flag": flag}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -51,7 +60,7 @@ def above(low):
 
 
 def one_of(choices):
-    return lambda value: None if value in choices else f"{value!r} is not one of {', '.join(choices)}"
+    return lambda value: None if value in choices else f"{value!r} is not one of {', '.join(map(str, choices))}"
 
 
 def ip_networks(values):
@@ -64,26 +73,155 @@ def ip_networks(values):
     return None
 
 
+def url_prefix_problem(prefix):
+    """What is wrong with a URL path prefix (of a mount, a location), matched on decoded, normalised paths."""
+    if not prefix.startswith("/") or not set(prefix).isdisjoint("?#%") or "//" in prefix or \
+            {".", ".."} & set(prefix.split("/")):
+        return f"{prefix!r} must be a plain URL path prefix starting with /"
+    return None
+
+
+def header_table(table):
+    """Response header fields, {name: value} as written (an empty value removes the field); ValueError for an
+    invalid field, a name given twice, or a field the server owns (framing, Date, Server)."""
+    seen = set()
+    for name, value in table.items():
+        if FIELD_NAME.fullmatch(name) is None:
+            raise ValueError(f"{name!r} is not a header field name")
+        if name.lower() in SERVER_OWNED_FIELDS:
+            raise ValueError(f"{name} is the server's own field")
+        if name.lower() in seen:
+            raise ValueError(f"{name} is set twice")
+        seen.add(name.lower())
+        if not isinstance(value, str) or FIELD_VALUE.fullmatch(value) is None or value != value.strip(" \t"):
+            raise ValueError(f"{name}: {value!r} is not a header field value")
+    return dict(table)
+
+
+def merge_headers(base, override):
+    """Header fields `base` with those of `override` added, replacing (or, with an empty value, removing) the
+    fields of the same name in any case."""
+    replaced = {name.lower() for name in override}
+    merged = {name: value for name, value in base.items() if name.lower() not in replaced}
+    merged.update(override)
+    return merged
+
+
+def error_page_table(table):
+    """{status: URL path of its page}: statuses 400-599 (TOML keys are strings), paths starting with /."""
+    pages = {}
+    for status, page in table.items():
+        if not (status.isdigit() and 400 <= int(status) <= 599):
+            raise ValueError(f"{status!r} is not an error status (400-599)")
+        if not isinstance(page, str) or not page.startswith("/") or not set(page).isdisjoint("?#"):
+            raise ValueError(f"{status}: {page!r} is not a URL path starting with /")
+        pages[int(status)] = page
+    return pages
+
+
+def try_files_problem(entries):
+    """What is wrong with a try_files list: paths with $uri (the request path), a trailing / naming a directory,
+    the last the fallback: a path, or =STATUS; [] turns it off."""
+    if not entries:
+        return None
+    if len(entries) < 2:
+        return "needs what to try, then the fallback (e.g. [\"$uri\", \"/index.html\"])"
+    *tried, fallback = entries
+    for entry in tried + ([] if fallback.startswith("=") else [fallback]):
+        if not entry.startswith(("/", "$uri")) or "$" in entry.replace("$uri", "") or \
+                not set(entry).isdisjoint("?#"):
+            return f"{entry!r} must be a URL path starting with / or $uri (the only variable)"
+    status = fallback[1:]
+    if fallback.startswith("=") and not (status.isdigit() and int(status) >= 400 and int(status) in ERROR_BODIES):
+        return f"{fallback!r} is not =STATUS with an error status (e.g. =404)"
+    return None
+
+
+def redirect_problem(target):
+    if target and REDIRECT_TARGET.fullmatch(target) is None:
+        return f"{target!r} is not a path or an absolute URL in visible ASCII (percent-encode the rest)"
+    return None
+
+
+def parse_locations(tables, key):
+    """[[location]] tables as LocationConfigs, each named `key[i]` in errors; prefixes must differ."""
+    locations = []
+    for i, table in enumerate(tables):
+        where = f"{key}[{i}]."
+        values = checked_table(table, LOCATION_FIELDS, where)
+        location = LocationConfig(**values)
+        if not location.prefix:
+            raise ConfigError(f"{where}prefix: a location needs one")
+        if "status" in values and not location.redirect:
+            raise ConfigError(f"{where}status: only a redirect has a status")
+        for j, other in enumerate(locations):
+            if mount_prefix(other.prefix) == mount_prefix(location.prefix):
+                raise ConfigError(f"{where}prefix: {location.prefix!r} is already {key}[{j}]'s")
+        locations.append(location)
+    return tuple(locations)
+
+
 positive = above(0)
 non_negative = at_least(0)
 
 
 @dataclass(frozen=True)
+class LocationConfig:
+    """A [[location]] of a site: what applies under one URL prefix."""
+
+    prefix: str = option("", "URL path prefix, matched segment-wise on the decoded, normalised path (/old takes "
+                         "/old and /old/..., not /older); the longest matching prefix wins",
+                         check=url_prefix_problem)
+    headers: dict = option({}, "header fields added to the site's (replacing those of the same name; an empty "
+                           "value removes one)", parse=header_table)
+    redirect: str = option("", "redirect here, with the rest of the path and the query appended",
+                           check=redirect_problem)
+    status: int = option(301, "the redirect's status: 301, 302, 307 or 308", check=one_of(REDIRECT_STATUSES))
+    try_files: tuple = option(None, "the site's try_files for paths under this prefix ([] turns it off)",
+                              check=try_files_problem)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """A [[site]]: the host names it answers, and its options (the top-level ones with its own in their place)."""
+
+    server_names: tuple
+    config: "Config"
+
+
+@dataclass(frozen=True)
 class Config:
     # where and what
-    root: str = option(".", "document root directory served to clients", path=())
+    root: str = option(".", "document root directory served to clients", path=(), site=True)
     bind: tuple = option(("0.0.0.0",), "addresses to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::)")
     port: int = option(8080, "TCP port to listen on", check=in_range(1, 65535))
     backlog: int = option(1024, "listen() backlog", check=positive)
-    index: tuple = option(("index.html",), "index file names tried for a directory URL, in order")
-    autoindex: bool = option(False, "list directories that have no index file")
-    serve_dotfiles: bool = option(False, "serve files and directories whose name starts with a dot")
-    charset: str = option("", "charset parameter added to text/* types (e.g. utf-8); empty adds none")
-    precompressed: bool = option(True, "serve file.br / file.gz beside file when the client accepts them")
+    index: tuple = option(("index.html",), "index file names tried for a directory URL, in order", site=True)
+    autoindex: bool = option(False, "list directories that have no index file", site=True)
+    serve_dotfiles: bool = option(False, "serve files and directories whose name starts with a dot", site=True)
+    charset: str = option("", "charset parameter added to text/* types (e.g. utf-8); empty adds none", site=True)
+    precompressed: bool = option(True, "serve file.br / file.gz beside file when the client accepts them", site=True)
     cache_max_age: int = option(-1, "Cache-Control max-age for files in seconds; -1 sends no Cache-Control",
-                                check=at_least(-1), unit="s")
+                                check=at_least(-1), unit="s", site=True)
     cache_max_age_by_ext: dict = option({}, "Cache-Control max-age in seconds for files with this extension, "
-                                        "overriding cache_max_age")
+                                        "overriding cache_max_age", site=True)
+    # sites (README "Sites"): the top-level options are the default site's, and what a [[site]] does not set
+    headers: dict = option({}, "header fields on every response of the default site (304 and errors included; a "
+                           "[[site]] merges its own by name), replacing a file's own field of that name; an empty "
+                           "value removes one", parse=header_table, site=True)
+    error_pages: dict = option({}, "error status -> URL path of the default site's page for it, served with that "
+                               "status", parse=error_page_table, site=True)
+    try_files: tuple = option((), "URL paths the default site tries in order ($uri: the request's; a trailing /: a "
+                              "directory with an index); the first that exists answers, else the last: a path, or "
+                              "=STATUS", check=try_files_problem, site=True)
+    location: tuple = option((), "[[location]] tables of the default site: prefix, headers, redirect, status, "
+                             "try_files", tables=parse_locations, flag=False)
+    site: tuple = option((), "[[site]] tables: more sites on the same addresses, chosen by the request's Host "
+                         "(server_names), each with its own file options, headers, error_pages, try_files and "
+                         "[[site.location]]", flag=False)
+    default_site: str = option("serve", "a request whose Host names no [[site]]: serve (the top-level options "
+                               "answer) or refuse (421 Misdirected Request, then close)",
+                               check=one_of(("serve", "refuse")))
     # mounted code
     mount: dict = option({}, "URL prefix -> Python callable answering under it: a handler(request) or a WSGI "
                          "app(environ, start_response), imported in each worker")
@@ -139,7 +277,8 @@ class Config:
         '"$http_user_agent" $request_time',
         "access log line built from named fields ($remote_addr, $remote_port, $time_local, $time_iso8601, "
         "$request, $request_method, $request_uri, $status, $body_bytes_sent, $bytes_sent, $request_time, "
-        "$request_completion, $pid, and $http_<header> such as $http_referer, $http_user_agent)")
+        "$request_completion, $pid, $host (the host the request names), $site (the site answering it), and "
+        "$http_<header> such as $http_referer, $http_user_agent)")
     status_path: str = option("", "URL path of the live status page (JSON; Prometheus with ?format=prometheus "
                               "or Accept: text/plain), e.g. /server-status; empty disables it")
     status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
@@ -156,6 +295,8 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+LOCATION_FIELDS = {f.name: f for f in dataclasses.fields(LocationConfig)}
+SITE_KEYS = ("server_names", "location", *(name for name, f in FIELDS.items() if f.metadata["site"]))
 
 
 def field_type(name):
@@ -163,24 +304,45 @@ def field_type(name):
     return FIELDS[name].type
 
 
-def coerce(name, value):
-    """Check one option's value against its type and rule; return it in canonical form."""
-    expected = field_type(name)
+def coerce(name, value, fields=FIELDS, where=""):
+    """Check one option's value against its type and rule; return it in canonical form. `where` names the table
+    it is in, for errors ("site[1].")."""
+    spec = fields[name]
+    key = where + name
+    expected = spec.type
+    if spec.metadata["tables"] is not None:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{key}: expected an array of tables ([[{name}]]), got {value!r}")
+        return spec.metadata["tables"](value, key)
     if expected is tuple:
         if isinstance(value, str):
             value = (value,)
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{name}: expected a string or a list of strings, got {value!r}")
+            raise ConfigError(f"{key}: expected a string or a list of strings, got {value!r}")
         value = tuple(value)
     elif expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     elif (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
-        raise ConfigError(f"{name}: expected {expected.__name__}, got {value!r}")
-    check = FIELDS[name].metadata["check"]
+        raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r}")
+    if spec.metadata["parse"] is not None:
+        try:
+            value = spec.metadata["parse"](value)
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e}") from None
+    check = spec.metadata["check"]
     problem = check and check(value)
     if problem:
-        raise ConfigError(f"{name}: {problem}")
+        raise ConfigError(f"{key}: {problem}")
     return value
+
+
+def checked_table(table, fields, where, allowed=None):
+    """A table's values coerced, each error naming `where` and the key; unknown keys are errors."""
+    allowed = fields.keys() if allowed is None else allowed
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}{key}: unknown option here (allowed: {', '.join(allowed)})")
+    return {name: coerce(name, value, fields, where) for name, value in table.items()}
 
 
 def read_config_file(path):
@@ -196,13 +358,21 @@ def read_config_file(path):
     for key in data:
         if key not in FIELDS:
             raise ConfigError(f"{key}: unknown option in config file {path}")
-    directory = os.path.dirname(os.path.abspath(path))
-    return {key: from_directory(directory, key, value) for key, value in data.items()}
+    return with_paths_from(os.path.dirname(os.path.abspath(path)), data)
+
+
+def with_paths_from(directory, table):
+    """A config file's table (the file's top level, a [[site]]) with the relative paths of its path options made
+    absolute from `directory`; any other value as it is (coerce judges it)."""
+    return {name: from_directory(directory, name, value) if name in FIELDS else value
+            for name, value in table.items()}
 
 
 def from_directory(directory, name, value):
-    """A config file's value for option `name`, its relative paths (if it is a path option) made absolute from
-    `directory`; any other value as it is (coerce judges it)."""
+    """A config file's value for option `name`, its relative paths (if it is a path option, or in the tables of
+    [[site]]) made absolute from `directory`."""
+    if name == "site" and isinstance(value, list):
+        return [with_paths_from(directory, table) if isinstance(table, dict) else table for table in value]
     names_no_file = FIELDS[name].metadata["path"]
     if names_no_file is None:
         return value
@@ -214,26 +384,61 @@ def from_directory(directory, name, value):
 
 
 def build_config(config_file=None, overrides=None):
-    """Defaults, then the config file, then explicit overrides (command-line flags); validated."""
+    """Defaults, then the config file, then explicit overrides (command-line flags); validated. The [[site]]
+    tables start from the result."""
     values = {}
     if config_file:
         values.update(read_config_file(config_file))
     values.update(overrides or {})
+    site_tables = values.pop("site", [])
     checked = {name: coerce(name, value) for name, value in values.items()}
     config = Config(**checked)
     validate(config)
-    return config
+    if not isinstance(site_tables, list) or not all(isinstance(table, dict) for table in site_tables):
+        raise ConfigError(f"site: expected an array of tables ([[site]]), got {site_tables!r}")
+    sites = []
+    for i, table in enumerate(site_tables):
+        sites.append(site_config(config, table, f"site[{i}].", sites))
+    return dataclasses.replace(config, site=tuple(sites))
+
+
+def site_config(top, table, where, earlier):
+    """A [[site]] table as a SiteConfig: the top-level options with the site's own in their place (headers
+    merged by name); its locations are its own. A server name may belong to one site only."""
+    options = {key: value for key, value in table.items() if key != "server_names"}
+    values = checked_table(options, FIELDS, where, SITE_KEYS)
+    names = server_names(table.get("server_names"), where)
+    for name in names:
+        for i, other in enumerate(earlier):
+            if name in other.server_names:
+                raise ConfigError(f"{where}server_names: {name!r} is already site[{i}]'s")
+    if "headers" in values:
+        values["headers"] = merge_headers(top.headers, values["headers"])
+    config = dataclasses.replace(top, **{"location": (), **values})
+    validate_files(config, where)
+    return SiteConfig(names, config)
+
+
+def server_names(names, where):
+    """A site's server names, lower-case and without a trailing dot: host names, *.wildcards, IP addresses."""
+    if isinstance(names, str):
+        names = [names]
+    if not names or not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"{where}server_names: a site needs a list of host names, got {names!r}")
+    canonical = []
+    for name in names:
+        if SERVER_NAME.fullmatch(name.lower().rstrip(".")) is None:
+            raise ConfigError(f"{where}server_names: {name!r} is not a host name, *.name or IP address (the "
+                              "Host's port is ignored: name none)")
+        canonical.append(name.lower().rstrip("."))
+    if len(set(canonical)) < len(canonical):
+        raise ConfigError(f"{where}server_names: a name is given twice")
+    return tuple(canonical)
 
 
 def validate(config):
     """Cross-field and filesystem checks that make a config usable."""
-    if not os.path.isdir(config.root):
-        raise ConfigError(f"root: {config.root!r} is not a directory")
-    if not os.access(config.root, os.R_OK | os.X_OK):
-        raise ConfigError(f"root: {config.root!r} is not readable")
-    for ext, age in config.cache_max_age_by_ext.items():
-        if not isinstance(age, int) or isinstance(age, bool) or age < 0:
-            raise ConfigError(f"cache_max_age_by_ext: {ext}: {age!r} is not an integer >= 0")
+    validate_files(config)
     for name in ("status_path", "health_path"):
         path = getattr(config, name)
         if path and not path.startswith("/"):
@@ -250,12 +455,24 @@ def validate(config):
     check_account(config.user, config.group)
 
 
+def validate_files(config, where=""):
+    """The checks of a site's file options (the top level's, or a [[site]]'s, named by `where`)."""
+    if not os.path.isdir(config.root):
+        raise ConfigError(f"{where}root: {config.root!r} is not a directory")
+    if not os.access(config.root, os.R_OK | os.X_OK):
+        raise ConfigError(f"{where}root: {config.root!r} is not readable")
+    for ext, age in config.cache_max_age_by_ext.items():
+        if not isinstance(age, int) or isinstance(age, bool) or age < 0:
+            raise ConfigError(f"{where}cache_max_age_by_ext: {ext}: {age!r} is not an integer >= 0")
+
+
 def check_mounts(mounts):
     """Each mount is a prefix ("/api") and a "module:callable" name; importing them is the workers' job."""
     seen = set()
     for prefix, spec in mounts.items():
-        if not prefix.startswith("/") or not set(prefix).isdisjoint("?#%") or "//" in prefix:
-            raise ConfigError(f"mount: {prefix!r} must be a plain URL path prefix starting with /")
+        problem = url_prefix_problem(prefix)
+        if problem:
+            raise ConfigError(f"mount: {problem}")
         if not isinstance(spec, str) or MOUNT_SPEC.fullmatch(spec) is None:
             raise ConfigError(f"mount: {prefix}: expected \"module:callable\", got {spec!r}")
         if mount_prefix(prefix) in seen:

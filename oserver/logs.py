@@ -88,9 +88,11 @@ class LogClock:
 # once and reused, so their escaped text is computed once per request head); line fields are computed for
 # every line. Names: request (ex.request, None when it was refused unparsed), ex (the Response, see
 # http/output.py), address (the client's), n (body bytes sent), aborted, now (the worker's loop time), clock
-# (LogClock), numbers (NumberTexts).
+# (LogClock), numbers (NumberTexts), site_name (request -> the name of the site answering it).
 REQUEST_FIELDS = {
     "request": "escape(request.line) if request is not None else rejected_request_line(ex.received)",
+    "host": '(escape(request.host) or "-") if request is not None else "-"',
+    "site": 'escape(site_name(request)) if request is not None else "-"',
     "request_method": 'request.method if request is not None else "-"',
     "request_uri": 'escape(request.target) if request is not None else "-"',
 }
@@ -159,10 +161,10 @@ def check_access_format(fmt):
             request_field(name)
 
 
-def compile_access_format(fmt, buffer, flush):
+def compile_access_format(fmt, buffer, flush, site_name=None):
     """An access log format compiled into access(address, now, response, body_bytes, aborted), which appends one
-    line to `buffer` and calls flush() when it holds ACCESS_FLUSH_LINES. Like the class
-    collections.namedtuple compiles, its source is generated: from the expressions of the fields named,
+    line to `buffer` and calls flush() when it holds ACCESS_FLUSH_LINES; `site_name(request)` gives $site. Like
+    the class collections.namedtuple compiles, its source is generated: from the expressions of the fields named,
     never from the format's own text, which only appears as string literals. ValueError for an unknown field.
     """
     chunks = []  # expressions of the text that depends on the request alone
@@ -185,11 +187,16 @@ def compile_access_format(fmt, buffer, flush):
     source = FORMAT_SOURCE.format(chunks="".join(c + ", " for c in chunks), line=" ".join(parts),
                                   lookup=CHUNKS_LOOKUP if chunks else "")
     namespace = {"escape": escape, "rejected_request_line": rejected_request_line, "seconds_text": seconds_text,
-                 "getpid": os.getpid, "clock": LogClock(), "cache": {}, "numbers": NumberTexts(), "buffer": buffer,
+                 "getpid": os.getpid, "site_name": site_name or default_site_name, "clock": LogClock(), "cache": {},
+                 "numbers": NumberTexts(), "buffer": buffer,
                  "append": buffer.append, "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX,
                  "CACHED_HEAD_MAX": CACHED_HEAD_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
     exec(source, namespace)
     return namespace["access"]
+
+
+def default_site_name(request):
+    return "default"
 
 
 class WriteFault:
@@ -218,13 +225,13 @@ class WriteFault:
 class AccessLog:
     """The access log of one worker: `access(address, now, response, body_bytes, aborted)` buffers a line (with
     what was actually sent of the body); the buffer is written when full, on flush() (every worker tick)
-    and at exit, and when the file is reopened (USR1)."""
+    and at exit, and when the file is reopened (USR1). `site_name(request)` names a request's site ($site)."""
 
-    def __init__(self, path, fmt):
+    def __init__(self, path, fmt, site_name=None):
         self.path = path
         self.enabled = path != "off"
         self.buffer = []
-        self.access = compile_access_format(fmt, self.buffer, self.flush)
+        self.access = compile_access_format(fmt, self.buffer, self.flush, site_name)
         self.fault = WriteFault(f"access log {path}", "lines", logging.getLogger("oserver").error)
         self.fd = None
         self.reopen()

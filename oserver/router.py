@@ -1,20 +1,22 @@
 """The router: for a parsed request, which responder answers it. A pure decision, in this order: the status
-page, the health probe, mounted code (the longest matching prefix), else the static files.
+page, the health probe, mounted code (the longest matching prefix), all server-wide; else the site the request
+names (sites.py), which answers from its static files.
 
 Returns a Reply, or the Route of mounted code (which the protocol hands to the executor once the request's
-body is in). Later: which site.
+body is in).
 """
 
 from oserver.status import health_reply
 
 
 class Router:
-    def __init__(self, config, static_files, status_page, mounts):
+    def __init__(self, config, sites, status_page, mounts):
         self.status_path = config.status_path  # "" (off) never equals a request path
         self.health_path = config.health_path
         self.status = status_page
         self.mounts = mounts  # a MountTable, or None when nothing is mounted
-        self.static = static_files
+        # the request's site answers; with one site adding nothing to its files, this is their own respond()
+        self.site_respond = sites.respond
 
     def route(self, request, client):
         path = request.path
@@ -24,4 +26,4 @@ class Router:
             return health_reply(request)
         if self.mounts is not None and (route := self.mounts.route(path)) is not None:
             return route
-        return self.static.respond(request)
+        return self.site_respond(request)

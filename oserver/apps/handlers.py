@@ -15,10 +15,8 @@ from functools import lru_cache
 
 from oserver.http.grammar import CONTENT_LENGTH, FIELD_NAME, FIELD_VALUE, STATUS
 from oserver.http.output import FileSpan, Part, SendFailed
-from oserver.http.response import REASONS, Reply, error_reply
-# Framing belongs to the server (RFC 9110 7.6.1, PEP 3333 "hop-by-hop"); Date and Server it sends itself.
-SERVER_OWNED_FIELDS = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-                                 "trailer", "upgrade", "date", "server", "content-length"))
+from oserver.http.response import REASONS, SERVER_OWNED_FIELDS, Reply, error_reply
+
 NO_BODY_STATUSES = (204, 304)  # RFC 9110 15.3.5, 15.4.5
 LAST_CHUNK = b"0\r\n\r\n"
 STATUS_TEXTS_CACHED = 256

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from oserver.config import mount_prefix
 from oserver.apps.wsgi import WsgiApp
-from oserver.files.static import url_path_to_segments
+from oserver.prefixes import PrefixTable
 
-MAX_CACHED_ROUTES = 4096
 POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
@@ -43,32 +42,13 @@ class Route:
 
 
 class MountTable:
-    """The mounts of one worker, longest prefix first, with a bounded cache of raw path -> Route or None."""
+    """The mounts of one worker: `route(raw_path)` is the Route of the longest matching prefix, or None."""
 
     def __init__(self, mounts):
-        self.mounts = sorted(mounts, key=lambda m: -len(m.prefix))
-        self.routes = {}
-
-    def route(self, raw_path):
-        """The Route of a raw (percent-encoded) URL path, or None when no mount claims it."""
-        found = self.routes.get(raw_path, self)
-        if found is self:
-            if raw_path is None:  # OPTIONS * and CONNECT name no path
-                return None
-            found = self.find(raw_path)
-            if len(self.routes) >= MAX_CACHED_ROUTES:
-                self.routes.clear()
-            self.routes[raw_path] = found
-        return found
-
-    def find(self, raw_path):
-        segments = url_path_to_segments(raw_path, serve_dotfiles=True)  # 400 for a path above the root
-        path = "/" + "/".join(segments) + ("/" if segments and raw_path.endswith("/") else "")
-        for mount in self.mounts:
-            prefix = mount.prefix
-            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-                return Route(mount, path, path[len(prefix):])
-        return None
+        self.mounts = mounts
+        self.table = PrefixTable([(mount.prefix, mount) for mount in mounts],
+                                 lambda prefix, mount, path: Route(mount, path, path[len(prefix):]))
+        self.route = self.table.match
 
 
 def load_mounts(config):

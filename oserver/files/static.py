@@ -193,12 +193,13 @@ class StaticFiles:
         self.files = {}  # filesystem path -> FileEntry: one open file per file, however it is spelled
         self.cached_bytes = 0
 
-    def respond(self, request):
-        """The Reply for a parsed request. A request without Range or If-* fields (and, for a file with
-        precompressed variants, without Accept-Encoding) costs one lookup and one isdisjoint test."""
+    def respond(self, request, path=None):
+        """The Reply for a parsed request (for the file at URL `path` instead of the request's, when given: a
+        site's try_files). A request without Range or If-* fields (and, for a file with precompressed variants,
+        without Accept-Encoding) costs one lookup and one isdisjoint test."""
         if request.method not in METHODS_SERVED:
             return error_reply(405, ALLOW_FIELD)
-        entry = self.lookup(request.path, request.query)
+        entry = self.lookup(path or request.path, request.query)
         if entry.__class__ is Reply:
             return entry
         headers = request.headers
@@ -307,7 +308,7 @@ class StaticFiles:
         wants_directory = raw_path.endswith("/")
         if stat.S_ISDIR(st.st_mode):
             if not wants_directory:
-                return redirect_reply(raw_path + "/" + ("?" + query if query else ""))
+                return slash_redirect(raw_path, query)
             return self.resolve_index(path, segments)
         if wants_directory or not stat.S_ISREG(st.st_mode):
             return NOT_FOUND
@@ -400,6 +401,11 @@ class StaticFiles:
     def forget(self, path):
         entry = self.files.pop(path)
         self.cached_bytes -= entry.memory()
+
+
+def slash_redirect(raw_path, query):
+    """301 from a directory's URL path to the same with a trailing slash (the query kept)."""
+    return redirect_reply(raw_path + "/" + ("?" + query if query else ""))
 
 
 def negotiate(entry, accept_encoding):

@@ -27,7 +27,8 @@ CR = ord("\r")
 @dataclass(slots=True, frozen=True, eq=False)
 class Request:
     """One parsed request head. `path` is the raw (still percent-encoded) path, without the query; `line` the
-    request line as received. Frozen: a parsed head is cached and shared by every request that repeats it."""
+    request line as received; `host` the host name it names (see host_name). Frozen: a parsed head is cached
+    and shared by every request that repeats it."""
 
     method: str
     target: str
@@ -38,6 +39,7 @@ class Request:
     keep_alive: bool
     content_length: int
     line: bytes
+    host: str = ""
 
 
 def skip_empty_lines(buf):
@@ -134,6 +136,19 @@ def split_target(method, target):
     return path, query
 
 
+def host_name(target, host):
+    """The host a request names, lower-case, without its port or a trailing dot ("" for none): an absolute-form
+    target's authority, else the Host field (RFC 9112 3.2.2: the target's wins)."""
+    if target[0] != "/":
+        m = ABSOLUTE_FORM.fullmatch(target)
+        if m is not None:
+            host = m[1]
+    if not host:
+        return ""
+    name = host[:host.find("]") + 1] if host[0] == "[" else host.partition(":")[0]
+    return name.rstrip(".").lower()
+
+
 def connection_tokens(headers):
     value = headers.get("connection")
     if not value:
@@ -186,6 +201,6 @@ def parse_request_head(head, max_request_line=8192, max_header_fields=100):
         raise HttpError(400, "invalid Host header")
     path, query = split_target(method, target)
     return Request(method, target, path, query, version, headers, wants_keep_alive(version, headers),
-                   body_length(version, headers), lines[0])
+                   body_length(version, headers), lines[0], host_name(target, host))
 
 

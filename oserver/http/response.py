@@ -16,7 +16,7 @@ REASONS = {
     308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
     413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
-    417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
+    417: "Expectation Failed", 421: "Misdirected Request", 422: "Unprocessable Content", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
     502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 }
@@ -25,6 +25,10 @@ STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, r
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 15.2.1: the interim answer to Expect: 100-continue
 CONNECTION_FIELDS = {True: b"Connection: keep-alive\r\n\r\n", False: b"Connection: close\r\n\r\n"}
 ALLOW_FIELD = b"Allow: GET, HEAD\r\n"
+# Framing belongs to the server (RFC 9110 7.6.1, PEP 3333 "hop-by-hop"); Date and Server it sends itself. Neither
+# mounted code nor a site's `headers` may set these (lower-case names).
+SERVER_OWNED_FIELDS = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+                                 "trailer", "upgrade", "date", "server", "content-length"))
 
 
 @dataclass(slots=True)
@@ -92,8 +96,17 @@ def error_reply(status, extra_fields=b""):
     return Reply(status, error_fields(status, extra_fields), ERROR_BODIES[status])
 
 
-def redirect_reply(location):
-    return error_reply(301, b"Location: %s\r\n" % location.encode("latin-1"))
+def redirect_reply(location, status=301):
+    return error_reply(status, b"Location: %s\r\n" % location.encode("latin-1"))
+
+
+def error_extra_fields(reply):
+    """The fields a built-in error page carries beside its own Content-Type and Content-Length (Allow,
+    Content-Range, Location...), or None when `reply` is not a built-in error page."""
+    body = ERROR_BODIES.get(reply.status)
+    if body is None or reply.data is not body:
+        return None
+    return reply.fields[len(error_fields(reply.status)):]
 
 
 ERROR_REPLIES = {status: Reply(status, error_fields(status), body) for status, body in ERROR_BODIES.items()}

@@ -17,7 +17,6 @@ import traceback
 
 from oserver.apps.executors import InlineExecutor, ThreadPool
 from oserver.apps.mounts import MountError, load_mounts
-from oserver.files.static import StaticFiles
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
 from oserver.logs import AccessLog, reopen_error_log
 from oserver.net.listeners import Listener, format_address
@@ -28,6 +27,7 @@ from oserver.process.privileges import drop_privileges
 from oserver.process.timers import LoopClock, TimerQueue
 from oserver.process.titles import set_process_title
 from oserver.router import Router
+from oserver.sites import SiteTable
 from oserver.status import StatusPage
 
 EPOLLIN = select.EPOLLIN
@@ -58,13 +58,14 @@ def run_worker(config, listeners, slot, generation, master_pid):
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the master forked this worker with signals blocked
     set_process_title("oserver: worker process")
-    access_log = AccessLog(config.access_log, config.access_log_format)
+    sites = SiteTable(config)  # opens no file: the sites' files are opened as the workers' user
+    access_log = AccessLog(config.access_log, config.access_log_format, sites.name)
     drop_privileges(config.user, config.group)
     set_parent_death_signal(signal.SIGTERM)  # after the privilege drop, which clears it
     if os.getppid() != master_pid:  # the master died before the line above
         return 1
     try:
-        worker = Worker(config, listeners, slot, generation, access_log)
+        worker = Worker(config, listeners, slot, generation, access_log, sites)
     except MountError as e:
         log.error("worker %d: %s\n%s", os.getpid(), e,
                   "".join(traceback.format_exception(e.__cause__)) if e.__cause__ else "")
@@ -81,7 +82,7 @@ def set_parent_death_signal(signum):
 
 
 class Worker:
-    def __init__(self, config, listen_sockets, stats_slot, generation, access_log):
+    def __init__(self, config, listen_sockets, stats_slot, generation, access_log, sites):
         self.config = config
         self.listeners = {sock.fileno(): Listener(sock) for sock in listen_sockets}
         self.slot = stats_slot
@@ -90,7 +91,7 @@ class Worker:
         self.debug = log.isEnabledFor(logging.DEBUG)  # one line per connection event (--verbose)
         self.clock = LoopClock()
         mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
-        router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts)
+        router = Router(config, sites, StatusPage(config, stats_slot), mounts)
         if config.threads > 1:
             self.executor = ThreadPool(config.threads, config.pending_limit, self.clock, self.resume)
             self.app_wakeup = self.executor.wakeup

@@ -166,3 +166,36 @@ def test_shipped_config_values_are_the_defaults():
         values = tomllib.load(f)
     differing = {name for name, value in values.items() if coerce(name, value) != default(name)}
     assert differing == SHIPPED_NOT_DEFAULT
+
+
+# ---------------------------------------------------------------- sites (issue 18)
+
+def test_a_site_takes_the_top_level_options_it_does_not_set(write, tmp_path):
+    (tmp_path / "docs").mkdir()
+    config = build_config(write('charset = "utf-8"\ncache_max_age = 60\ntry_files = ["$uri", "/index.html"]\n'
+                                '[[location]]\nprefix = "/a"\n'
+                                '[[site]]\nserver_names = ["Docs.Test.", "*.docs.test"]\nroot = "docs"\n'
+                                'cache_max_age = 5\n'))
+    (site,) = config.site
+    assert site.server_names == ("docs.test", "*.docs.test")
+    assert (site.config.root, site.config.charset, site.config.cache_max_age) == (str(tmp_path / "docs"), "utf-8", 5)
+    assert site.config.try_files == ("$uri", "/index.html")
+    assert (site.config.location, site.config.site) == ((), ())  # the top level's locations are its own
+
+
+def test_site_headers_are_merged_with_the_top_levels_by_name(write):
+    config = build_config(write('headers = {X-Frame-Options = "DENY", X-A = "top"}\n'
+                                '[[site]]\nserver_names = ["a.test"]\nheaders = {x-a = "site", X-B = ""}\n'))
+    assert config.site[0].config.headers == {"X-Frame-Options": "DENY", "x-a": "site", "X-B": ""}
+
+
+def test_locations_are_parsed_in_order_with_their_defaults(write):
+    config = build_config(write('[[location]]\nprefix = "/old/"\nredirect = "/new/"\n'
+                                '[[location]]\nprefix = "/static"\ntry_files = ["$uri", "=404"]\n'))
+    first, second = config.location
+    assert (first.prefix, first.redirect, first.status, first.try_files) == ("/old/", "/new/", 301, None)
+    assert (second.redirect, second.try_files) == ("", ("$uri", "=404"))
+
+
+def test_error_pages_are_keyed_by_status_number(write):
+    assert build_config(write('error_pages = {404 = "/404.html"}\n')).error_pages == {404: "/404.html"}

@@ -68,3 +68,9 @@ def test_relative_paths_in_flags_stay_relative_to_the_current_directory(site, mo
 def test_shipped_mounts_example_loads_from_any_directory(site):
     config = build_config(os.path.join(CONF, "examples", "mounts.toml"))
     assert (config.root, config.python_path) == (os.path.join(REPO, "httptest"), (os.path.join(CONF, "examples"),))
+
+
+def test_a_sites_relative_root_is_taken_from_the_files_directory(site):
+    (site / "docs").mkdir()
+    config = config_from(site, 'root = "../www"\n[[site]]\nserver_names = ["a.test"]\nroot = "../docs"\n')
+    assert config.site[0].config.root == str(site / "docs")

@@ -112,6 +112,27 @@ def test_any_request_header_is_a_field():
     assert line_of("$http_x_forwarded_for $http_host", peer(), ex) == "203.0.113.9 x\n"
 
 
+def test_host_is_the_host_name_the_request_names():
+    ex = exchange(b"GET / HTTP/1.1\r\nHost: Docs.Example.TEST:8080")
+    assert line_of("$host", peer(), ex) == "docs.example.test\n"
+
+
+def test_host_is_a_dash_without_one():
+    assert line_of("$host", peer(), exchange(b"GET / HTTP/1.0")) == "-\n"
+
+
+def test_site_is_named_by_the_function_given():
+    buffer = []
+    access = compile_access_format("$site $host", buffer, None, site_name=lambda request: "docs.example.test")
+    access(*peer(), exchange(b"GET / HTTP/1.1\r\nHost: a.docs.example.test"), 0, False)
+    assert buffer == ["docs.example.test a.docs.example.test\n"]
+
+
+def test_site_is_default_without_sites_and_a_dash_for_a_rejected_request():
+    assert line_of("$site", peer(), exchange()) == "default\n"
+    assert line_of("$site $host", peer(), Response(None, 400, 150, 100.0, b"GARBAGE\r\n", b"", [])) == "- -\n"
+
+
 def test_missing_header_is_a_dash():
     assert line_of('"$http_referer"', peer(), exchange()) == '"-"\n'
 
