@@ -52,11 +52,12 @@ log = logging.getLogger("oserver.worker")
 
 def run_worker(config, listeners, slot, generation, master_pid):
     """Serve as a freshly forked worker: open the logs, drop privileges, load the mounted code, then serve.
-    Returns the exit code. Until the loop has its own handlers, TERM, INT and QUIT end the worker at once
-    (an import of slow mounted code never holds up a stop) and the other signals are ignored."""
+    Returns the exit code. Until the loop has its own handlers, TERM and INT end the worker at once (an import
+    of slow mounted code never holds up a stop; the master ends a worker that is not serving yet with TERM), a
+    QUIT waits for the loop to drain it, and the other signals are ignored."""
     for signum in (signal.SIGUSR1, *IGNORED_SIGNALS):
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the master forked this worker with signals blocked
+    signal.pthread_sigmask(signal.SIG_SETMASK, [signal.SIGQUIT])  # the master forked it with signals blocked
     set_process_title("oserver: worker process")
     sites = SiteTable(config)  # opens no file: the sites' files are opened as the workers' user
     access_log = AccessLog(config.access_log, config.access_log_format, sites.name)
@@ -359,6 +360,7 @@ class Worker:
         for signum in IGNORED_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])  # a QUIT held back during the start is handled now
         return read_fd
 
     def handle_signals(self):
