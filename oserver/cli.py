@@ -17,7 +17,8 @@ from oserver.process.master import CONTROL_SIGNALS, Master, send_control_signal
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
-METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "error_log": "FILE", "access_log": "FILE"}
+METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "real_ip_from": "ADDR", "error_log": "FILE",
+            "access_log": "FILE"}
 ERROR = "oserver: error: "  # the start of every error line, from the flags, the config and the checks
 
 

@@ -13,6 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
+from oserver.http.grammar import TOKEN
 from oserver.logs import check_access_format
 
 
@@ -26,6 +27,7 @@ MOUNT_SPEC = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za
 MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
 MAX_THREADS = 1024  # per worker
 PENDING_PER_THREAD = 4  # max_pending = 0: this many waiting requests per thread
+FIELD_NAME_TEXT = re.compile(TOKEN.decode())
 
 
 def option(default, help, *, check=None, unit="", path=None):
@@ -48,6 +50,11 @@ def at_least(low):
 
 def above(low):
     return lambda value: None if value > low else f"{value!r} is not > {low}"
+
+
+def header_name(value):
+    """A header field name (RFC 9110 5.1: a token)."""
+    return None if FIELD_NAME_TEXT.fullmatch(value) else f"{value!r} is not a header name"
 
 
 def one_of(choices):
@@ -137,13 +144,20 @@ class Config:
     access_log_format: str = option(
         '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
         '"$http_user_agent" $request_time',
-        "access log line built from named fields ($remote_addr, $remote_port, $time_local, $time_iso8601, "
+        "access log line built from named fields ($remote_addr, $remote_port, $realip_remote_addr (the peer "
+        "when the client came through a trusted proxy), $time_local, $time_iso8601, "
         "$request, $request_method, $request_uri, $status, $body_bytes_sent, $bytes_sent, $request_time, "
         "$request_completion, $pid, and $http_<header> such as $http_referer, $http_user_agent)")
     status_path: str = option("", "URL path of the live status page (JSON; Prometheus with ?format=prometheus "
                               "or Accept: text/plain), e.g. /server-status; empty disables it")
     status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
                                  "status page (others get 403)", check=ip_networks)
+    # behind load balancers
+    real_ip_from: tuple = option((), "addresses or CIDR networks of trusted proxies: their real_ip_header names "
+                                 "the client (nginx's set_real_ip_from)", check=ip_networks)
+    real_ip_header: str = option("X-Forwarded-For", "where a trusted proxy names the client: X-Forwarded-For, "
+                                 "Forwarded (RFC 7239) or another header listing addresses",
+                                 check=header_name)
 
     @property
     def pending_limit(self):

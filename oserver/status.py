@@ -5,7 +5,6 @@ liveness probe (health_path).
 Pure: it turns a stats snapshot and a parsed request into a Reply; it never touches sockets.
 """
 
-import ipaddress
 import json
 import os
 import time
@@ -13,30 +12,13 @@ from urllib.parse import parse_qs
 
 from oserver import __version__
 from oserver.http.parser import METHODS_SERVED
+from oserver.http.realip import Networks
 from oserver.http.response import ALLOW_FIELD, Reply, error_reply
 
 JSON_TYPE = "application/json"
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROMETHEUS_ACCEPTS = ("text/plain", "application/openmetrics-text")
 FORMATS = ("json", "prometheus")
-
-
-def parse_networks(addresses):
-    """ip_network objects for addresses or CIDR networks ("127.0.0.1", "10.0.0.0/8"); ValueError if invalid."""
-    return tuple(ipaddress.ip_network(address, strict=False) for address in addresses)
-
-
-def client_allowed(address, networks):
-    """True when a client address (a socket address tuple; anything else is a unix socket) is listed."""
-    if address.__class__ is not tuple:
-        return False
-    try:
-        ip = ipaddress.ip_address(address[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
 
 
 def requested_format(request):
@@ -156,10 +138,10 @@ class StatusPage:
 
     def __init__(self, config, slot):
         self.slot = slot
-        self.networks = parse_networks(config.status_allow)
+        self.allowed = Networks(config.status_allow)
 
     def respond(self, request, client_address):
-        if not client_allowed(client_address, self.networks):
+        if not self.allowed.allows(client_address):
             return error_reply(403)
         if request.method not in METHODS_SERVED:
             return error_reply(405, ALLOW_FIELD)

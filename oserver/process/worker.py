@@ -19,6 +19,7 @@ from oserver.apps.executors import InlineExecutor, ThreadPool
 from oserver.apps.mounts import MountError, load_mounts
 from oserver.files.static import StaticFiles
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
+from oserver.http.realip import Networks, RealIp
 from oserver.logs import AccessLog, reopen_error_log
 from oserver.net.listeners import Listener, format_address
 from oserver.process.accept import EXCLUSIVE_BATCHES, ONE_AT_A_TIME, AcceptPolicy
@@ -97,8 +98,10 @@ class Worker:
         else:
             self.executor = InlineExecutor(self.clock)
             self.app_wakeup = None
+        trusted = Networks(config.real_ip_from)
         self.services = Services(config, router, self.executor, self.clock,
-                                 RequestEvents(stats_slot, access_log, self.clock))
+                                 RequestEvents(stats_slot, access_log, self.clock),
+                                 real_ip=RealIp(trusted, config.real_ip_header) if trusted else None)
         self.accept = AcceptPolicy(EXCLUSIVE_BATCHES if mounts is None else ONE_AT_A_TIME, stats_slot, generation)
         self.connections = {}
         self.epoll = None

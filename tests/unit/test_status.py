@@ -6,8 +6,7 @@ import pytest
 
 from oserver.http.parser import parse_request_head
 from oserver.process.stats import PATH_BYTES, PENDING_PATHS_MAX, TOP_PATHS, SharedStats
-from oserver.status import (client_allowed, parse_networks, render_json, render_prometheus, requested_format,
-                            status_document)
+from oserver.status import render_json, render_prometheus, requested_format, status_document
 
 
 @pytest.fixture
@@ -156,31 +155,6 @@ def test_prometheus_label_values_are_escaped(stats):
     stats.slots[0].heartbeat(0, 0)
     text = render_prometheus(status_document(stats.snapshot(), 1000)).decode()
     assert 'oserver_path_hits_total{path="/a\\"b\\\\c"} 1' in text.splitlines()
-
-
-def test_listed_address_is_allowed():
-    assert client_allowed(("127.0.0.1", 5000), parse_networks(["127.0.0.1"]))
-
-
-def test_address_inside_a_listed_network_is_allowed():
-    assert client_allowed(("10.1.2.3", 5000), parse_networks(["10.0.0.0/8"]))
-
-
-def test_unlisted_address_is_refused():
-    assert not client_allowed(("192.0.2.1", 5000), parse_networks(["127.0.0.1", "::1"]))
-
-
-def test_ipv4_mapped_ipv6_client_matches_its_ipv4_entry():
-    assert client_allowed(("::ffff:127.0.0.1", 5000, 0, 0), parse_networks(["127.0.0.1"]))
-
-
-def test_unix_socket_client_is_refused():
-    assert not client_allowed("", parse_networks(["127.0.0.1"]))
-
-
-def test_invalid_network_is_a_value_error():
-    with pytest.raises(ValueError):
-        parse_networks(["not-an-address"])
 
 
 def test_json_is_the_default_format():
