@@ -28,6 +28,7 @@ MAX_WORKERS = 128  # per generation; SIGTTIN stops there too
 MAX_THREADS = 1024  # per worker
 PENDING_PER_THREAD = 4  # max_pending = 0: this many waiting requests per thread
 FIELD_NAME_TEXT = re.compile(TOKEN.decode())
+PROXY_PROTOCOL = "proxy_protocol"  # the real_ip_header value naming the PROXY protocol header, not an HTTP one
 
 
 def option(default, help, *, check=None, unit="", path=None):
@@ -156,8 +157,17 @@ class Config:
     real_ip_from: tuple = option((), "addresses or CIDR networks of trusted proxies: their real_ip_header names "
                                  "the client (nginx's set_real_ip_from)", check=ip_networks)
     real_ip_header: str = option("X-Forwarded-For", "where a trusted proxy names the client: X-Forwarded-For, "
-                                 "Forwarded (RFC 7239) or another header listing addresses",
-                                 check=header_name)
+                                 "Forwarded (RFC 7239), another header listing addresses, or proxy_protocol (the "
+                                 "PROXY header alone)", check=header_name)
+    proxy_protocol: bool = option(False, "every connection starts with a PROXY protocol header (v1 or v2), "
+                                  "accepted from real_ip_from peers only; its source address is the client")
+    proxy_protocol_timeout: float = option(5.0, "time allowed for a connection's PROXY header (then it is closed)",
+                                           check=positive, unit="s")
+
+    @property
+    def header_real_ip(self):
+        """Do trusted peers name clients in an HTTP header (rather than in the PROXY header alone)?"""
+        return bool(self.real_ip_from) and self.real_ip_header.lower() != PROXY_PROTOCOL
 
     @property
     def pending_limit(self):
@@ -253,6 +263,10 @@ def validate(config):
         if path and not path.startswith("/"):
             raise ConfigError(f"{name}: {path!r} must start with /")
     check_mounts(config.mount)
+    if config.proxy_protocol and not config.real_ip_from:
+        raise ConfigError("proxy_protocol: PROXY headers are accepted from real_ip_from peers only, and it is empty")
+    if config.real_ip_header.lower() == PROXY_PROTOCOL and not config.proxy_protocol:
+        raise ConfigError("real_ip_header: proxy_protocol needs proxy_protocol = true")
     try:
         check_access_format(config.access_log_format)
     except ValueError as e:

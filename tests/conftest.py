@@ -65,14 +65,18 @@ class Server:
         return self.proc.pid
 
     def wait_ready(self, path="/", timeout=START_TIMEOUT):
+        """Wait until `path` answers, or (path None: a server that speaks no plain HTTP) the port is open."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_text()}")
             try:
-                requests.get(self.url + path, timeout=1)
+                if path is None:
+                    socket.create_connection((self.host, self.port), timeout=1).close()
+                else:
+                    requests.get(self.url + path, timeout=1)
                 return self
-            except requests.RequestException:
+            except (requests.RequestException, OSError):
                 time.sleep(0.02)
         raise RuntimeError(f"server not ready after {timeout}s: {self.log_text()}")
 

@@ -24,7 +24,7 @@ from oserver.logs import AccessLog, reopen_error_log
 from oserver.net.listeners import Listener, format_address
 from oserver.process.accept import EXCLUSIVE_BATCHES, ONE_AT_A_TIME, AcceptPolicy
 from oserver.process.accounting import RequestEvents
-from oserver.process.connection import Connection
+from oserver.process.connection import Connection, PendingConnection
 from oserver.process.privileges import drop_privileges
 from oserver.process.timers import LoopClock, TimerQueue
 from oserver.process.titles import set_process_title
@@ -84,7 +84,8 @@ def set_parent_death_signal(signum):
 class Worker:
     def __init__(self, config, listen_sockets, stats_slot, generation, access_log):
         self.config = config
-        self.listeners = {sock.fileno(): Listener(sock) for sock in listen_sockets}
+        self.listeners = {sock.fileno(): Listener(sock, proxy_protocol=config.proxy_protocol)
+                          for sock in listen_sockets}
         self.slot = stats_slot
         self.generation = generation
         self.logs = access_log
@@ -98,10 +99,11 @@ class Worker:
         else:
             self.executor = InlineExecutor(self.clock)
             self.app_wakeup = None
-        trusted = Networks(config.real_ip_from)
+        self.trusted = Networks(config.real_ip_from)  # the balancers: PROXY headers and real_ip_header
         self.services = Services(config, router, self.executor, self.clock,
                                  RequestEvents(stats_slot, access_log, self.clock),
-                                 real_ip=RealIp(trusted, config.real_ip_header) if trusted else None)
+                                 real_ip=RealIp(self.trusted, config.real_ip_header) if config.header_real_ip
+                                 else None)
         self.accept = AcceptPolicy(EXCLUSIVE_BATCHES if mounts is None else ONE_AT_A_TIME, stats_slot, generation)
         self.connections = {}
         self.epoll = None
@@ -116,7 +118,10 @@ class Worker:
         self.idle_timers = TimerQueue("keep-alive", config.keepalive_timeout, Connection.close)
         self.send_timers = TimerQueue("send", config.send_timeout, Connection.close)
         self.linger_timers = TimerQueue("linger", LINGERING_TIMEOUT, Connection.close)
-        self.timer_queues = (self.header_timers, self.idle_timers, self.send_timers, self.linger_timers)
+        self.proxy_header_timers = TimerQueue("PROXY header", config.proxy_protocol_timeout,
+                                              PendingConnection.expire)
+        self.timer_queues = (self.header_timers, self.idle_timers, self.send_timers, self.linger_timers,
+                             self.proxy_header_timers)
 
     @property
     def draining(self):
@@ -233,7 +238,7 @@ class Worker:
             if self.is_full():
                 return self.stop_accepting()
             try:
-                transport, address = listener.accept()
+                opened, address = listener.accept()
             except BlockingIOError:
                 if policy.backlog_empty():
                     log.warning("file descriptors available again")
@@ -245,7 +250,10 @@ class Worker:
                     return self.pause_accepting(policy.descriptors_pause_until)
                 continue  # ECONNABORTED and friends: that client is gone, the next may not be
             accepted += 1
-            self.open_connection(transport, address)
+            if listener.proxy_protocol:
+                self.await_proxy_header(opened, address)
+            else:
+                self.open_connection(opened, address)
         if accepted:
             if policy.mode.yields_turn:
                 self.yield_accept_turn(listener)
@@ -261,10 +269,12 @@ class Worker:
         executor = self.executor
         self.slot.heartbeat(len(self.connections), len(self.idle_timers), executor.busy, executor.queued)
 
-    def open_connection(self, transport, address):
+    def open_connection(self, transport, address, peer=None):
+        """Serve HTTP on a new connection from `address` (through `peer`, a balancer, after a PROXY header)."""
         if self.debug:
             log.debug("%s: accepted", format_address(address))
-        conn = Connection(self, transport, Http1Protocol(self.services, address, transport.local_address))
+        conn = Connection(self, transport, Http1Protocol(self.services, address, transport.local_address,
+                                                         peer=peer))
         self.connections[conn.fd] = conn
         self.set_timer(conn, self.header_timers)
         try:
@@ -273,6 +283,32 @@ class Worker:
             self.connection_failed(conn)
         if not conn.closed and not conn.registered:
             self.register(conn)
+
+    def await_proxy_header(self, preamble, address):
+        """A connection whose PROXY header comes first: heard from real_ip_from peers only."""
+        if not self.trusted.allows(address):
+            log.info("%s: PROXY protocol from a peer not in real_ip_from; connection closed",
+                     format_address(address))
+            return preamble.close()
+        conn = PendingConnection(self, preamble, address)
+        self.connections[conn.fd] = conn
+        self.set_timer(conn, self.proxy_header_timers)
+        try:
+            conn.on_readable()  # the header usually arrives with the connection
+        except Exception:
+            self.connection_failed(conn)
+        if self.connections.get(conn.fd) is conn:  # neither closed nor handed over yet
+            conn.registered = True
+            self.epoll.register(conn.fd, EPOLLIN)
+
+    def proxy_header_read(self, pending, header):
+        """The PROXY header is in: the connection goes on as HTTP over its listener's transport, its client
+        the header's source (the balancer itself for a LOCAL or UNKNOWN header, its own connection)."""
+        del self.connections[pending.fd]
+        self.clear_timer(pending)
+        if pending.registered:  # the Connection registers the socket afresh
+            self.epoll.unregister(pending.fd)
+        self.open_connection(pending.preamble.transport(), header.source or pending.address, pending.address)
 
     def pause_accepting(self, until):
         """Leave new clients in the backlog until `until` (the loop wakes up for it: no busy retrying)."""
