@@ -99,6 +99,8 @@ class Config:
                                 path=())
     health_path: str = option("/healthz", "URL path answering 200 while the worker loop runs (liveness probe); "
                               "empty disables it")
+    ready_path: str = option("/readyz", "URL path answering 200 while the instance takes new work, 503 once a "
+                             "graceful stop or WINCH begins (readiness probe); empty disables it")
     threads: int = option(1, "threads per worker running mounted code; 1 runs it in the worker's event loop",
                           check=in_range(1, MAX_THREADS))
     max_pending: int = option(0, "requests for mounted code waiting for a thread, per worker, beyond which it "
@@ -111,6 +113,9 @@ class Config:
     pid_file: str = option("", "write the master's pid to this file", path=())
     graceful_timeout: float = option(30.0, "longest a graceful stop waits for in-flight work", check=positive,
                                      unit="s")
+    shutdown_delay: float = option(0.0, "on a graceful stop, serve on this long (ready_path answering 503, so "
+                                   "balancers stop sending new work) before closing the listening sockets",
+                                   check=non_negative, unit="s")
     worker_timeout: float = option(30.0, "a worker silent for this long is killed and replaced", check=positive,
                                    unit="s")
     # timeouts and limits
@@ -258,7 +263,7 @@ def validate(config):
     for ext, age in config.cache_max_age_by_ext.items():
         if not isinstance(age, int) or isinstance(age, bool) or age < 0:
             raise ConfigError(f"cache_max_age_by_ext: {ext}: {age!r} is not an integer >= 0")
-    for name in ("status_path", "health_path"):
+    for name in ("status_path", "health_path", "ready_path"):
         path = getattr(config, name)
         if path and not path.startswith("/"):
             raise ConfigError(f"{name}: {path!r} must start with /")

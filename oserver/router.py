@@ -1,17 +1,19 @@
 """The router: for a parsed request, which responder answers it. A pure decision, in this order: the status
-page, the health probe, mounted code (the longest matching prefix), else the static files.
+page, the health and readiness probes, mounted code (the longest matching prefix), else the static files.
 
 Returns a Reply, or the Route of mounted code (which the protocol hands to the executor once the request's
 body is in). Later: which site.
 """
 
-from oserver.status import health_reply
+from oserver.status import health_reply, ready_reply
 
 
 class Router:
-    def __init__(self, config, static_files, status_page, mounts):
+    def __init__(self, config, static_files, status_page, mounts, ready):
         self.status_path = config.status_path  # "" (off) never equals a request path
         self.health_path = config.health_path
+        self.ready_path = config.ready_path
+        self.ready = ready  # () -> does this instance take new work?
         self.status = status_page
         self.mounts = mounts  # a MountTable, or None when nothing is mounted
         self.static = static_files
@@ -22,6 +24,8 @@ class Router:
             return self.status.respond(request, client)
         if path == self.health_path:
             return health_reply(request)
+        if path == self.ready_path:
+            return ready_reply(request, self.ready())
         if self.mounts is not None and (route := self.mounts.route(path)) is not None:
             return route
         return self.static.respond(request)

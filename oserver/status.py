@@ -1,6 +1,6 @@
 """The live status page: server totals, each worker's numbers and the most requested paths, as JSON or as
 the Prometheus text exposition format (0.0.4), for the client addresses status_allow lists; and the
-liveness probe (health_path).
+liveness and readiness probes (health_path, ready_path).
 
 Pure: it turns a stats snapshot and a parsed request into a Reply; it never touches sockets.
 """
@@ -154,9 +154,13 @@ class StatusPage:
         return Reply(200, fields.encode(), body)
 
 
-HEALTH_BODY = b"ok\n"
-HEALTH_FIELDS = b"Content-Type: text/plain\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % len(HEALTH_BODY)
-HEALTH_REPLY = Reply(200, HEALTH_FIELDS, HEALTH_BODY)
+def probe_reply(status, body):
+    fields = b"Content-Type: text/plain\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % len(body)
+    return Reply(status, fields, body)
+
+
+HEALTH_REPLY = probe_reply(200, b"ok\n")
+READY_REPLIES = {True: HEALTH_REPLY, False: probe_reply(503, b"not ready: stopping\n")}
 
 
 def health_reply(request):
@@ -164,3 +168,10 @@ def health_reply(request):
     if request.method not in METHODS_SERVED:
         return error_reply(405, ALLOW_FIELD)
     return HEALTH_REPLY
+
+
+def ready_reply(request, ready):
+    """The readiness probe (ready_path): 200 "ok" while the instance takes new work, else 503."""
+    if request.method not in METHODS_SERVED:
+        return error_reply(405, ALLOW_FIELD)
+    return READY_REPLIES[ready]

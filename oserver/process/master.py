@@ -84,6 +84,7 @@ class Master:
         self.wakeup = None
         self.stopping = None  # None, "fast" or "graceful"
         self.stop_deadline = None
+        self.stop_at = None  # a graceful stop's start, shutdown_delay after QUIT (monotonic)
         self.failures = 0  # failed starts (workers dying right after starting) in the current series
         self.last_failure = 0.0
         self.next_spawn = 0.0  # no worker is started before this (monotonic): the backoff
@@ -122,6 +123,8 @@ class Master:
         try:
             self.wait_for_signals(self.loop_timeout())
             self.reap_workers()
+            if self.stop_at is not None and time.monotonic() >= self.stop_at:
+                self.stop("graceful")
             if self.stopping:
                 self.finish_stopping()
             else:
@@ -136,8 +139,9 @@ class Master:
     def loop_timeout(self):
         if self.rollout is not None:
             return READY_POLL
-        wait = self.next_spawn - time.monotonic()
-        return wait if 0 < wait < LOOP_TIMEOUT else LOOP_TIMEOUT
+        now = time.monotonic()
+        waits = [deadline - now for deadline in (self.next_spawn, self.stop_at) if deadline and deadline > now]
+        return min(waits + [LOOP_TIMEOUT])
 
     def status_line(self):
         return f"STATUS=serving on {', '.join(self.listen_names())} with {self.num_workers} workers " \
@@ -225,7 +229,16 @@ class Master:
     handle_int = handle_term
 
     def handle_quit(self):
-        self.stop("graceful")
+        """Graceful stop, after shutdown_delay if one is set: until then the workers serve on while ready_path
+        answers 503, so balancers stop sending new work first. A second QUIT does not wait."""
+        delay = self.config.shutdown_delay
+        if self.stopping or self.stop_at is not None or not delay:
+            return self.stop("graceful")
+        self.stop_at = time.monotonic() + delay
+        self.stats.leaving = True
+        self.log.info("graceful stop in %gs (shutdown_delay); %s answers 503 meanwhile", delay,
+                      self.config.ready_path or "ready_path")
+        systemd.notify("STOPPING=1", f"STATUS=stopping in {delay:g}s (shutdown_delay)")
 
     def handle_usr1(self):
         reopen_error_log()
@@ -265,7 +278,7 @@ class Master:
         """Reload: a new config and a new generation of workers; the serving generation retires only once the
         new one serves. A config that does not load or bind, or workers that do not come up, change nothing.
         A reload still coming up is superseded by this one."""
-        if self.stopping:
+        if self.stopping or self.stop_at is not None:
             return
         try:
             config = build_config(self.config_file, self.overrides)
@@ -278,7 +291,7 @@ class Master:
         elif self.rollout is not None:
             self.log.warning("generation %d superseded by a new reload before it came up", self.generation)
             self.abandon_rollout()
-        self.winched = False
+        self.winched = self.stats.leaving = False
         systemd.notify("RELOADING=1", systemd.monotonic_usec(), "STATUS=reloading")
         if not self.use_error_log(config):
             self.close_listeners(listeners, keep=self.listeners)
@@ -287,11 +300,11 @@ class Master:
 
     def handle_winch(self):
         """As nginx: the workers stop gracefully, the master stays with its sockets; HUP brings workers back."""
-        if self.stopping:
+        if self.stopping or self.stop_at is not None:
             return
         if self.rollout is not None:
             self.abandon_rollout()
-        self.winched = True
+        self.winched = self.stats.leaving = True
         self.log.info("no workers until the next HUP")
         for worker in self.current_workers():
             self.retire(worker)
@@ -371,6 +384,8 @@ class Master:
         if self.stopping in (how, "fast"):
             return
         self.stopping = how
+        self.stop_at = None
+        self.stats.leaving = True
         systemd.notify("STOPPING=1", f"STATUS=stopping ({how})")
         if how == "fast":
             self.stop_deadline = time.monotonic() + FAST_STOP_TIMEOUT

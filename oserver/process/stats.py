@@ -1,6 +1,7 @@
 """Counters shared by the workers and the master: one anonymous shared mmap made before fork.
 
-A header written only by the master (its start time, the totals and top paths of retired workers), then a
+A header written only by the master (its start time, whether the instance is leaving, the totals and top
+paths of retired workers), then a
 slot per worker written only by that worker: identity, heartbeat, connections, requests, bytes, responses
 by status class and its most requested paths (space-saving counts in a fixed table). Readers never lock:
 updates of several fields that must be seen whole are framed by a version counter (a seqlock).
@@ -24,10 +25,13 @@ COUNTERS = struct.Struct("=5QQ")  # responses 1xx..5xx (their sum is the request
 BYTES_WORD = 5
 READ_DEADLINE = 0.05  # seconds a reader retries a read that overlapped an update before taking it as it is
 
-# Header: version, master start time (unix), counters of retired workers, their merged top paths.
+# Header: version, master start time (unix), leaving (1 from the moment the instance stops taking new work: a
+# graceful stop or WINCH), counters of retired workers, their merged top paths.
 STARTED = struct.Struct("=d")
 STARTED_OFFSET = VERSION.size
-RETIRED_OFFSET = STARTED_OFFSET + STARTED.size
+LEAVING = struct.Struct("=Q")
+LEAVING_OFFSET = STARTED_OFFSET + STARTED.size
+RETIRED_OFFSET = LEAVING_OFFSET + LEAVING.size
 HEADER_TABLE_OFFSET = RETIRED_OFFSET + COUNTERS.size
 HEADER_BYTES = HEADER_TABLE_OFFSET + TABLE_BYTES
 
@@ -245,6 +249,15 @@ class SharedStats:
     @property
     def started(self):
         return STARTED.unpack_from(self.region, STARTED_OFFSET)[0]
+
+    @property
+    def leaving(self):
+        """Has the instance stopped taking new work (the master's word, read by every worker)?"""
+        return LEAVING.unpack_from(self.region, LEAVING_OFFSET)[0] == 1
+
+    @leaving.setter
+    def leaving(self, value):
+        LEAVING.pack_into(self.region, LEAVING_OFFSET, int(value))
 
     def retire(self, index):
         """Master only, once worker `index` has exited: fold its counters and paths into the header, clear it."""

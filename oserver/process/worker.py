@@ -92,7 +92,7 @@ class Worker:
         self.debug = log.isEnabledFor(logging.DEBUG)  # one line per connection event (--verbose)
         self.clock = LoopClock()
         mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
-        router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts)
+        router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts, self.is_ready)
         if config.threads > 1:
             self.executor = ThreadPool(config.threads, config.pending_limit, self.clock, self.resume)
             self.app_wakeup = self.executor.wakeup
@@ -126,6 +126,11 @@ class Worker:
     @property
     def draining(self):
         return self.services.draining
+
+    def is_ready(self):
+        """Readiness is the instance's: ready until the master begins to stop it (a graceful stop, WINCH). A
+        worker draining after a reload still answers for an instance whose new workers take the work."""
+        return not self.slot.shared.leaving
 
     # ------------------------------------------------------------ the loop
 

@@ -6,7 +6,7 @@ import pytest
 
 from oserver.http.parser import parse_request_head
 from oserver.process.stats import PATH_BYTES, PENDING_PATHS_MAX, TOP_PATHS, SharedStats
-from oserver.status import render_json, render_prometheus, requested_format, status_document
+from oserver.status import ready_reply, render_json, render_prometheus, requested_format, status_document
 
 
 @pytest.fixture
@@ -175,3 +175,26 @@ def test_accept_naming_json_keeps_json():
 
 def test_unknown_format_query_is_none():
     assert requested_format(request("/status?format=xml")) is None
+
+
+# ---------------------------------------------------------------- readiness
+
+def test_readiness_is_200_while_the_instance_takes_new_work():
+    reply = ready_reply(request("/readyz"), True)
+    assert reply.status == 200 and b"Cache-Control: no-store" in reply.fields
+
+
+def test_readiness_is_503_once_it_stops_taking_new_work():
+    assert ready_reply(request("/readyz"), False).status == 503
+
+
+def test_readiness_refuses_other_methods():
+    post = parse_request_head(b"POST /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 0")
+    assert ready_reply(post, True).status == 405
+
+
+def test_the_leaving_flag_is_shared_and_starts_clear():
+    stats = SharedStats(1)
+    assert not stats.leaving
+    stats.leaving = True
+    assert stats.slots[0].shared.leaving
