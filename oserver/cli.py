@@ -36,8 +36,8 @@ TABLE_FLAGS = {"mount": TableFlag("PREFIX=MODULE:CALLABLE", str, "/api=hello:han
 DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 server for static files and mounted Python code."
 EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Relative paths in the "
           "config file are taken from the file's directory, in flags from the current directory. Signals to the "
-          "master: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU one worker "
-          "more/fewer.")
+          "master: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, USR2 live upgrade (a new "
+          "master from the code on disk), WINCH stop the workers, TTIN/TTOU one worker more/fewer.")
 
 
 def flag_help(name):

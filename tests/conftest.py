@@ -31,6 +31,22 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def child_pids(parent):
+    """Pids of the live (not zombie) children of `parent`, from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            pids.append(int(entry))
+    return sorted(pids)
+
+
 def make_docroot(path):
     """A document root holding a copy of httptest/ (as /httptest/...), like `make run` serves."""
     os.makedirs(path, exist_ok=True)
@@ -88,18 +104,7 @@ class Server:
 
     def worker_pids(self):
         """Pids of the master's live worker children, from /proc."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.pid and fields[0] != "Z":
-                pids.append(int(entry))
-        return sorted(pids)
+        return child_pids(self.pid)
 
     def signal(self, signum):
         os.kill(self.pid, signum)

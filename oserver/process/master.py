@@ -1,6 +1,7 @@
 """The master process: binds the listeners, forks and supervises workers, turns signals into actions.
 
-Owns worker generations (reload), respawn with backoff, the watchdog, the pidfile and systemd notices.
+Owns worker generations (reload), respawn with backoff, the watchdog, the pidfile, systemd notices and the
+live upgrade (USR2: a new master from the code on disk, on the same sockets; process/upgrade.py).
 Signal handlers do nothing; `signal.set_wakeup_fd` wakes the main loop, which dispatches `handle_<name>`.
 It never parses HTTP and never serves a client.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from oserver.config import MAX_WORKERS, ConfigError, build_config
 from oserver.logs import reopen_error_log, setup_error_log
 from oserver.net.listeners import bind_listener, format_address
-from oserver.process import systemd
+from oserver.process import systemd, upgrade
 from oserver.process.privileges import worker_ids
 from oserver.process.stats import SharedStats
 from oserver.process.titles import set_process_title
@@ -34,10 +35,11 @@ FIRST_BACKOFF = 0.2  # seconds before the start after a first failed one; double
 MAX_BACKOFF = 30.0
 FAILURES_FORGOTTEN = 2 * MAX_BACKOFF  # a failed start this long after the previous one starts the count afresh
 SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGQUIT: "quit", signal.SIGHUP: "hup",
-                signal.SIGUSR1: "usr1", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGWINCH: "winch",
-                signal.SIGCHLD: "chld"}
+                signal.SIGUSR1: "usr1", signal.SIGUSR2: "usr2", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou",
+                signal.SIGWINCH: "winch", signal.SIGCHLD: "chld"}
 CONTROL_SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reload": signal.SIGHUP,
-                   "reopen": signal.SIGUSR1}
+                   "reopen": signal.SIGUSR1, "upgrade": signal.SIGUSR2}
+OLD_PID_SUFFIX = ".oldbin"  # nginx's: the pidfile of the master an upgrade replaces
 
 
 @dataclass(slots=True, eq=False)
@@ -89,7 +91,8 @@ class Master:
         self.last_failure = 0.0
         self.next_spawn = 0.0  # no worker is started before this (monotonic): the backoff
         self.pid = os.getpid()
-        self.pid_file = None  # the pidfile this master wrote (a reload does not move it)
+        self.pid_file = None  # the pidfile holding this master's pid (a reload does not move it; USR2 does)
+        self.new_master = None  # pid of the master a live upgrade started, while it runs
         self.exit_code = 0
 
     # ------------------------------------------------------------ life cycle
@@ -154,7 +157,18 @@ class Master:
     # ------------------------------------------------------------ listeners
 
     def open_listeners(self):
-        """The sockets systemd passed in (socket activation), else the addresses the config names."""
+        """The sockets the master before this one handed over (a live upgrade: it kept serving on them), else
+        those systemd passed in (socket activation), else the addresses the config names."""
+        try:
+            upgraded, self.activated = upgrade.inherited_listeners()
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{upgrade.LISTENERS_ENV}: the sockets passed in are unusable: {e}") from None
+        if upgraded is not None:
+            self.listeners = upgraded
+            self.log.info("upgrade: took over %s from the previous master", ", ".join(self.listen_names()))
+            if not self.activated:  # serve the config's addresses: bind new ones, close those no longer named
+                self.switch_listeners(self.bind_listeners(self.config), self.config.backlog)
+            return
         try:
             inherited = systemd.inherited_sockets()
         except OSError as e:
@@ -264,6 +278,54 @@ class Master:
             except OSError as e:
                 self.log.error("cannot hand log %s to the workers' user: %s", path, e.strerror)
 
+    def handle_usr2(self):
+        """Live upgrade: a new master from the code on disk, same command line and environment, serving beside
+        this one on the same sockets. This master's pidfile becomes <pid_file>.oldbin; WINCH then QUIT here
+        finishes the switch, QUIT to the new master rolls it back (this master takes its pidfile back)."""
+        if self.stopping or self.stop_at is not None:
+            return
+        if self.new_master is not None:
+            return self.log.warning("upgrade: new master %d still runs; USR2 ignored", self.new_master)
+        if self.pid_file and not self.move_pidfile(self.pid_file + OLD_PID_SUFFIX):
+            return
+        listeners = self.listeners if self.rollout is None else self.rollout.listeners  # those of the config
+        try:
+            self.new_master = upgrade.start_new_master(listeners, self.activated)
+        except OSError as e:
+            self.log.error("upgrade: cannot start a new master: %s", e.strerror)
+            self.take_pidfile_back()
+            return
+        self.log.info("upgrade: new master %d started from the code on disk; WINCH then QUIT master %d finishes "
+                      "the switch, QUIT to %d rolls it back", self.new_master, self.pid, self.new_master)
+
+    def new_master_exited(self, status):
+        """The new master of an upgrade is gone (rolled back, or it failed): this one takes its pidfile back
+        and, if WINCH had stopped its workers, starts them again."""
+        code = os.waitstatus_to_exitcode(status)
+        self.log.warning("upgrade: new master %d exited (%s); master %d serves on", self.new_master,
+                         f"signal {-code}" if code < 0 else f"exit code {code}", self.pid)
+        self.new_master = None
+        self.take_pidfile_back()
+        if self.winched and not self.stopping:
+            self.winched = self.stats.leaving = False
+            self.log.info("workers start again")
+        systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
+
+    def take_pidfile_back(self):
+        """<pid_file>.oldbin becomes <pid_file> again (whatever the new master left there)."""
+        if self.pid_file:
+            self.move_pidfile(self.pid_file.removesuffix(OLD_PID_SUFFIX))
+
+    def move_pidfile(self, path):
+        """Rename this master's pidfile to `path`; False, logged, if that fails."""
+        try:
+            os.replace(self.pid_file, path)
+        except OSError as e:
+            self.log.error("upgrade: cannot rename %s to %s: %s", self.pid_file, path, e.strerror)
+            return False
+        self.pid_file = path
+        return True
+
     def handle_ttin(self):
         if self.num_workers < MAX_WORKERS:
             self.num_workers += 1
@@ -351,6 +413,8 @@ class Master:
                 if worker.generation < rollout.generation:
                     self.retire(worker)
             self.log.info("reloaded: generation %d, %d workers", self.generation, self.num_workers)
+        else:
+            self.log.info("serving: %d workers up", self.num_workers)
         systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
 
     def rollout_failed(self, why):
@@ -496,6 +560,9 @@ class Master:
                 return
             if pid == 0:
                 return
+            if pid == self.new_master:
+                self.new_master_exited(status)
+                continue
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
