@@ -132,6 +132,13 @@ class Config:
                                  "handler, read and discarded for a static file", check=non_negative, unit="bytes")
     max_connections: int = option(10000, "connections per worker; when full the worker stops accepting",
                                   check=positive)
+    limit_conn_per_ip: int = option(0, "simultaneous connections per client address, all workers together; "
+                                    "beyond it 503 and close (nginx's limit_conn); 0 is no limit", check=non_negative)
+    limit_req_per_ip: float = option(0.0, "requests per second per client address, all workers together; beyond "
+                                     "it and limit_req_burst 429 with Retry-After (nginx's limit_req nodelay); 0 is "
+                                     "no limit", check=non_negative)
+    limit_req_burst: int = option(0, "requests a client may make at once beyond limit_req_per_ip (nginx's burst)",
+                                  check=non_negative)
     max_ranges: int = option(16, "most ranges served in one multipart response", check=positive)
     send_quota: int = option(262144, "bytes sent to one connection per loop turn (fairness)", check=positive,
                              unit="bytes")

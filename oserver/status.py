@@ -55,7 +55,7 @@ def worker_document(worker, now):
             "uptime_seconds": round(now - worker["started"], 3),
             "heartbeat_age_seconds": round(heartbeat_age, 3), "requests": worker["requests"],
             "bytes_sent": worker["bytes_sent"], **{gauge: worker[gauge] for gauge in WORKER_GAUGES},
-            "responses": worker["responses"]}
+            "responses": worker["responses"], "limited": worker["limited"]}
 
 
 def render_json(document):
@@ -110,6 +110,12 @@ def render_prometheus(document):
                 [({}, server["busy_threads"])]),
         *metric("oserver_requests_queued", "gauge", "Requests for mounted code waiting for a thread, all workers.",
                 [({}, server["queued"])]),
+        *metric("oserver_limited_total", "counter", "Connections (limit_conn_per_ip) and requests "
+                "(limit_req_per_ip) refused by the per-client limits, all workers.",
+                [({"limit": "conn"}, server["limited"]["conn_refused"]),
+                 ({"limit": "req"}, server["limited"]["req_refused"])]),
+        *metric("oserver_limit_untracked_total", "counter", "Clients let through uncounted: their set of the "
+                "per-client table was full.", [({}, server["limited"]["untracked"])]),
         *metric("oserver_worker_uptime_seconds", "gauge", "Seconds since the worker started.",
                 [(labels, w["uptime_seconds"]) for w, labels in workers]),
         *metric("oserver_worker_requests_total", "counter", "Responses completed or aborted by this worker.",

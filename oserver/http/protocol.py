@@ -243,6 +243,13 @@ class Http1Protocol:
         self.linger = error.status not in NO_LINGER_STATUSES
         self.queue_reply(None, error_reply(error.status), self.next_started(), self.client, interim, received)
 
+    def refuse_connection(self, reply):
+        """Answer `reply` before any request is read (a per-client connection limit's 503), then close,
+        lingering: the client reads it once it has sent its request."""
+        self.services.events.answered(reply.status, None)
+        self.linger = True
+        self.queue_reply(None, reply, self.started, self.client, received=b"")
+
     def refuse_pending(self, error):
         """refuse() the request being received: mounted code's request awaiting its body is logged by its
         request line (and counts the 100 Continue it was sent); otherwise the input holds what arrived."""

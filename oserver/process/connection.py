@@ -26,7 +26,7 @@ log = logging.getLogger("oserver.worker")
 
 class Connection:
     __slots__ = ("loop", "transport", "protocol", "fd", "timer", "watching", "registered", "closed",
-                 "linger_until")
+                 "linger_until", "limit")
 
     def __init__(self, loop, transport, protocol):
         self.loop = loop
@@ -41,6 +41,7 @@ class Connection:
         self.registered = False  # known to the loop's epoll
         self.closed = False
         self.linger_until = 0.0  # while lingering: when to close whatever the client does
+        self.limit = None  # (client key, epoch) while counted by limit_conn_per_ip (process/limits.py)
 
     @property
     def address(self):
@@ -63,6 +64,11 @@ class Connection:
         self.process()
 
     def on_writable(self):
+        self.process()
+
+    def refuse(self, reply):
+        """Answer `reply` before reading any request (a per-client limit), then close as after a refusal."""
+        self.protocol.refuse_connection(reply)
         self.process()
 
     def process(self):
@@ -160,6 +166,7 @@ class PendingConnection:
     a connection that sends no valid header, or none in time, is closed."""
 
     __slots__ = ("loop", "preamble", "address", "fd", "timer", "watching", "registered", "closed")
+    limit = None  # not counted by limit_conn_per_ip before its client is known
 
     def __init__(self, loop, preamble, address):
         self.loop = loop

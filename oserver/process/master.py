@@ -21,6 +21,7 @@ from oserver.logs import reopen_error_log, setup_error_log
 from oserver.net.listeners import bind_listener, format_address
 from oserver.process import systemd, upgrade
 from oserver.process.privileges import worker_ids
+from oserver.process.limits import TABLE_BYTES
 from oserver.process.stats import SharedStats
 from oserver.process.titles import set_process_title
 from oserver.process.worker import MOUNT_LOAD_FAILED, run_worker
@@ -103,7 +104,7 @@ class Master:
         set_process_title("oserver: master process " + " ".join(sys.argv))
         self.write_pidfile()
         try:
-            self.stats = SharedStats(STATS_SLOTS)
+            self.stats = SharedStats(STATS_SLOTS, TABLE_BYTES)
             self.install_signals()
             self.log.info("oserver %d listening on %s, %d workers, root %s", self.pid,
                           ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
@@ -568,6 +569,8 @@ class Master:
                 continue
             worker.exit_code = os.waitstatus_to_exitcode(status)
             self.stats.retire(worker.slot)  # its counters and top paths join the server totals
+            if worker.exit_code != 0:  # it may have died holding connections counted per client
+                self.stats.new_epoch()
             if worker.retiring is not None or self.stopping:
                 self.log.info("worker %d exited", pid)
                 continue

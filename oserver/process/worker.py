@@ -25,6 +25,7 @@ from oserver.net.listeners import Listener, format_address
 from oserver.process.accept import EXCLUSIVE_BATCHES, ONE_AT_A_TIME, AcceptPolicy
 from oserver.process.accounting import RequestEvents
 from oserver.process.connection import Connection, PendingConnection
+from oserver.process.limits import TOO_MANY_CONNECTIONS, ClientTable, Limits
 from oserver.process.privileges import drop_privileges
 from oserver.process.timers import LoopClock, TimerQueue
 from oserver.process.titles import set_process_title
@@ -92,14 +93,18 @@ class Worker:
         self.debug = log.isEnabledFor(logging.DEBUG)  # one line per connection event (--verbose)
         self.clock = LoopClock()
         mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
-        router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts, self.is_ready)
+        self.trusted = Networks(config.real_ip_from)  # the balancers: PROXY headers and real_ip_header
+        self.limits = None
+        if config.limit_conn_per_ip or config.limit_req_per_ip:
+            self.limits = Limits(config, ClientTable(stats_slot.shared), stats_slot, self.trusted)
+        router = Router(config, StaticFiles(config), StatusPage(config, stats_slot), mounts, self.is_ready,
+                        self.limits.request_refusal if config.limit_req_per_ip else None)
         if config.threads > 1:
             self.executor = ThreadPool(config.threads, config.pending_limit, self.clock, self.resume)
             self.app_wakeup = self.executor.wakeup
         else:
             self.executor = InlineExecutor(self.clock)
             self.app_wakeup = None
-        self.trusted = Networks(config.real_ip_from)  # the balancers: PROXY headers and real_ip_header
         self.services = Services(config, router, self.executor, self.clock,
                                  RequestEvents(stats_slot, access_log, self.clock),
                                  real_ip=RealIp(self.trusted, config.real_ip_header) if config.header_real_ip
@@ -186,6 +191,8 @@ class Worker:
             log.error("master process %d is gone; worker exits", self.master_pid)
             self.alive = False
         self.resume_accepting()
+        if self.limits is not None:
+            self.limits.tick(now, self.connections.values())
         if self.draining and (not self.connections or now >= self.drain_deadline):
             self.alive = False
 
@@ -283,7 +290,10 @@ class Worker:
         self.connections[conn.fd] = conn
         self.set_timer(conn, self.header_timers)
         try:
-            conn.on_readable()  # the request often arrives with the connection: answer it right away
+            if self.limits is None or self.limits.connection_opened(conn, address):
+                conn.on_readable()  # the request often arrives with the connection: answer it right away
+            else:
+                conn.refuse(TOO_MANY_CONNECTIONS)
         except Exception:
             self.connection_failed(conn)
         if not conn.closed and not conn.registered:
@@ -391,6 +401,8 @@ class Worker:
             log.debug("%s: closed", format_address(conn.address))
         del self.connections[conn.fd]
         self.clear_timer(conn)
+        if conn.limit is not None:
+            self.limits.connection_closed(conn)
         self.resume_accepting()
 
     # ------------------------------------------------------------ signals and stopping
