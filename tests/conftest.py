@@ -58,10 +58,10 @@ class Server:
     """A running OServer master (`httpd.py` of this checkout unless `command` names another) and how to reach it."""
 
     def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None,
-                 command=(sys.executable, HTTPD)):
+                 command=(sys.executable, HTTPD), port=None):
         self.root = root
         self.host = host
-        self.port = free_port(host)
+        self.port = port or free_port(host)
         self.log_path = log_path
         self.argv = self.command_line(command, workers, args)
         self.log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
