@@ -29,16 +29,23 @@ def start_new_master(listeners, activated):
     if activated:
         env[ACTIVATION_ENV] = "1"
     argv = [sys.executable, *sys.orig_argv[1:]]
-    pid = os.fork()
+    # Until the exec, no signal may run the master's handlers in the child (they feed the master's wakeup pipe).
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
     if pid == 0:
         try:
+            signal.set_wakeup_fd(-1)  # the master's wakeup pipe is not the new master's
             for sock in listeners.values():
                 os.set_inheritable(sock.fileno(), True)
-            signal.set_wakeup_fd(-1)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])  # an exec keeps the mask: leave none blocked
             os.execve(sys.executable, argv, env)
         finally:
             os._exit(EXEC_FAILED)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return pid
 
 

@@ -4,7 +4,8 @@ connections it accepted.
 The loop owns accepting (through its AcceptPolicy), the per-state timer queues, graceful draining and the
 worker's signals, and nothing else: connections (connection.py) carry bytes between a transport and the
 HTTP protocol, which asks the router. Of other workers it knows only their connection counts in the shared
-stats; it talks to the master only through signals, its exit code and its stats slot (heartbeat included).
+stats (and, with per-client limits, the clients' counts they share there); it talks to the master only through
+signals, its exit code and its stats slot (heartbeat included).
 """
 
 import ctypes
