@@ -27,7 +27,7 @@ from tests.load import Load
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 CONFIG = os.path.join(REPO, "conf", "haproxy.cfg")
 INSTANCES = 3
-SHUTDOWN_DELAY = 3.0  # as conf/haproxy.cfg advises: above its inter 1s x fall 2
+SHUTDOWN_DELAY = 4.0  # as conf/haproxy.cfg advises, above its inter 1s x fall 2 (a second more on a busy machine)
 CHECKS_TIMEOUT = 20.0  # HAProxy's checks take an instance out (fall 2) or back (rise 2) in a few seconds
 LOAD_CLIENTS = 10
 LOAD_STEP = 100
