@@ -13,7 +13,6 @@ import pytest
 
 from tests.integration.test_core import SOCKET_TIMEOUT, wait_until
 from tests.integration.test_hardening import read_until_closed, status_of
-from tests.integration.test_logs import read_lines
 from tests.integration.test_realip import logged_addresses
 from tests.unit.test_proxy_protocol import V1_TCP4, v2
 
