@@ -10,7 +10,7 @@ STATUS_PATH := /server-status
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: run test unit integration bench bench-ab-full bench-profile bench-mounts bench-apps scale install clean
+.PHONY: run test test-tools unit integration bench bench-ab-full bench-profile bench-mounts bench-apps scale install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,17 @@ run: $(VENV)/.installed
 	@echo "Serving $(RUN_ROOT) -- open http://$(HOST):$(PORT)/ (Ctrl-C stops); the access log follows"
 	$(PY) httpd.py -r $(RUN_ROOT) -b $(HOST) -p $(PORT) -w $(WORKERS) --access-log - --status-path $(STATUS_PATH)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed test-tools
 	$(PY) -m pytest -q tests
+
+# System tools the integration tests drive: haproxy (tests/integration/test_haproxy.py), from apt when missing.
+test-tools:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || sh tools/apt-install.sh haproxy
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -q tests/unit
 
-integration: $(VENV)/.installed
+integration: $(VENV)/.installed test-tools
 	$(PY) -m pytest -q tests/integration
 
 # The bench venv holds matplotlib and the servers we compare with; bench/install.sh gets nginx, wrk and ab.

@@ -17,8 +17,8 @@ from oserver.process.master import CONTROL_SIGNALS, Master, send_control_signal
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
-METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "error_log": "FILE", "access_log": "FILE",
-            "try_files": "PATH"}
+METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "real_ip_from": "ADDR", "error_log": "FILE",
+            "access_log": "FILE", "try_files": "PATH"}
 ERROR = "oserver: error: "  # the start of every error line, from the flags, the config and the checks
 
 
@@ -38,9 +38,9 @@ TABLE_FLAGS = {"mount": TableFlag("PREFIX=MODULE:CALLABLE", str, "/api=hello:han
 DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 server for static files and mounted Python code."
 EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Relative paths in the "
           "config file are taken from the file's directory, in flags from the current directory. More sites "
-          "([[site]]) and locations ([[location]]) are set in the config file only. Signals to the "
-          "master: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU one worker "
-          "more/fewer.")
+          "([[site]]) and locations ([[location]]) are set in the config file only. Signals to the master: "
+          "TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, USR2 live upgrade (a new master "
+          "from the code on disk), WINCH stop the workers, TTIN/TTOU one worker more/fewer.")
 
 
 def flag_help(name):

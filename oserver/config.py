@@ -32,6 +32,7 @@ PENDING_PER_THREAD = 4  # max_pending = 0: this many waiting requests per thread
 SERVER_NAME = re.compile(r"(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
 REDIRECT_TARGET = re.compile(r"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)[\x21-\x7e]*")  # a path, or an absolute URL
 REDIRECT_STATUSES = (301, 302, 307, 308)
+PROXY_PROTOCOL = "proxy_protocol"  # the real_ip_header value naming the PROXY protocol header, not an HTTP one
 
 
 def option(default, help, *, check=None, unit="", path=None, parse=None, tables=None, site=False, flag=True):
@@ -57,6 +58,11 @@ def at_least(low):
 
 def above(low):
     return lambda value: None if value > low else f"{value!r} is not > {low}"
+
+
+def header_name(value):
+    """A header field name (RFC 9110 5.1: a token)."""
+    return None if FIELD_NAME.fullmatch(value) else f"{value!r} is not a header name"
 
 
 def one_of(choices):
@@ -229,6 +235,8 @@ class Config:
                                 path=())
     health_path: str = option("/healthz", "URL path answering 200 while the worker loop runs (liveness probe); "
                               "empty disables it")
+    ready_path: str = option("/readyz", "URL path answering 200 while the instance takes new work, 503 once a "
+                             "graceful stop or WINCH begins (readiness probe); empty disables it")
     threads: int = option(1, "threads per worker running mounted code; 1 runs it in the worker's event loop",
                           check=in_range(1, MAX_THREADS))
     max_pending: int = option(0, "requests for mounted code waiting for a thread, per worker, beyond which it "
@@ -241,6 +249,9 @@ class Config:
     pid_file: str = option("", "write the master's pid to this file", path=())
     graceful_timeout: float = option(30.0, "longest a graceful stop waits for in-flight work", check=positive,
                                      unit="s")
+    shutdown_delay: float = option(0.0, "on a graceful stop, serve on this long (ready_path answering 503, so "
+                                   "balancers stop sending new work) before closing the listening sockets",
+                                   check=non_negative, unit="s")
     worker_timeout: float = option(30.0, "a worker silent for this long is killed and replaced", check=positive,
                                    unit="s")
     # timeouts and limits
@@ -257,6 +268,13 @@ class Config:
                                  "handler, read and discarded for a static file", check=non_negative, unit="bytes")
     max_connections: int = option(10000, "connections per worker; when full the worker stops accepting",
                                   check=positive)
+    limit_conn_per_ip: int = option(0, "simultaneous connections per client address, all workers together; "
+                                    "beyond it 503 and close (nginx's limit_conn); 0 is no limit", check=non_negative)
+    limit_req_per_ip: float = option(0.0, "requests per second per client address, all workers together; beyond "
+                                     "it and limit_req_burst 429 with Retry-After (nginx's limit_req nodelay); 0 is "
+                                     "no limit", check=non_negative)
+    limit_req_burst: int = option(0, "requests a client may make at once beyond limit_req_per_ip (nginx's burst)",
+                                  check=non_negative)
     max_ranges: int = option(16, "most ranges served in one multipart response", check=positive)
     send_quota: int = option(262144, "bytes sent to one connection per loop turn (fairness)", check=positive,
                              unit="bytes")
@@ -275,7 +293,8 @@ class Config:
     access_log_format: str = option(
         '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
         '"$http_user_agent" $request_time',
-        "access log line built from named fields ($remote_addr, $remote_port, $time_local, $time_iso8601, "
+        "access log line built from named fields ($remote_addr, $remote_port, $realip_remote_addr (the peer "
+        "when the client came through a trusted proxy), $time_local, $time_iso8601, "
         "$request, $request_method, $request_uri, $status, $body_bytes_sent, $bytes_sent, $request_time, "
         "$request_completion, $pid, $host (the host the request names), $site (the site answering it), and "
         "$http_<header> such as $http_referer, $http_user_agent)")
@@ -283,6 +302,21 @@ class Config:
                               "or Accept: text/plain), e.g. /server-status; empty disables it")
     status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
                                  "status page (others get 403)", check=ip_networks)
+    # behind load balancers
+    real_ip_from: tuple = option((), "addresses or CIDR networks of trusted proxies: their real_ip_header names "
+                                 "the client (nginx's set_real_ip_from)", check=ip_networks)
+    real_ip_header: str = option("X-Forwarded-For", "where a trusted proxy names the client: X-Forwarded-For, "
+                                 "Forwarded (RFC 7239), another header listing addresses, or proxy_protocol (the "
+                                 "PROXY header alone)", check=header_name)
+    proxy_protocol: bool = option(False, "every connection starts with a PROXY protocol header (v1 or v2), "
+                                  "accepted from real_ip_from peers only; its source address is the client")
+    proxy_protocol_timeout: float = option(5.0, "time allowed for a connection's PROXY header (then it is closed)",
+                                           check=positive, unit="s")
+
+    @property
+    def header_real_ip(self):
+        """Do trusted peers name clients in an HTTP header (rather than in the PROXY header alone)?"""
+        return bool(self.real_ip_from) and self.real_ip_header.lower() != PROXY_PROTOCOL
 
     @property
     def pending_limit(self):
@@ -439,11 +473,15 @@ def server_names(names, where):
 def validate(config):
     """Cross-field and filesystem checks that make a config usable."""
     validate_files(config)
-    for name in ("status_path", "health_path"):
+    for name in ("status_path", "health_path", "ready_path"):
         path = getattr(config, name)
         if path and not path.startswith("/"):
             raise ConfigError(f"{name}: {path!r} must start with /")
     check_mounts(config.mount)
+    if config.proxy_protocol and not config.real_ip_from:
+        raise ConfigError("proxy_protocol: PROXY headers are accepted from real_ip_from peers only, and it is empty")
+    if config.real_ip_header.lower() == PROXY_PROTOCOL and not config.proxy_protocol:
+        raise ConfigError("real_ip_header: proxy_protocol needs proxy_protocol = true")
     try:
         check_access_format(config.access_log_format)
     except ValueError as e:

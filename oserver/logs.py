@@ -49,6 +49,11 @@ def rejected_request_line(received):
     return escape(received[:end].rstrip(b"\r"))
 
 
+def host_text(address):
+    """The host of a socket address, "unix" for a unix socket's."""
+    return address[0] if address.__class__ is tuple else "unix"
+
+
 def seconds_text(seconds):
     """Seconds with millisecond resolution, truncated as nginx does ("0.004")."""
     ms = int(seconds * 1000)
@@ -87,7 +92,8 @@ class LogClock:
 # Access log fields as Python expressions. Request fields depend on the request alone (its head is parsed
 # once and reused, so their escaped text is computed once per request head); line fields are computed for
 # every line. Names: request (ex.request, None when it was refused unparsed), ex (the Response, see
-# http/output.py), address (the client's), n (body bytes sent), aborted, now (the worker's loop time), clock
+# http/output.py), address (the client's), peer (the socket's other end, a proxy's when the client came
+# through one; None: the client's), n (body bytes sent), aborted, now (the worker's loop time), clock
 # (LogClock), numbers (NumberTexts), site_name (request -> the name of the site answering it).
 REQUEST_FIELDS = {
     "request": "escape(request.line) if request is not None else rejected_request_line(ex.received)",
@@ -100,6 +106,7 @@ HEADER_FIELD = 'escape(request.headers.get(%r, "-")) if request is not None else
 LINE_FIELDS = {
     "remote_addr": 'address[0] if address.__class__ is tuple else "unix"',
     "remote_port": 'address[1] if address.__class__ is tuple else "-"',
+    "realip_remote_addr": "host_text(peer or address)",
     "time_local": "clock.local",
     "time_iso8601": "clock.iso8601",
     "status": "numbers[ex.status]",
@@ -122,7 +129,7 @@ def request_chunks(request, ex):
         cache[request] = chunks
     return chunks
 
-def access(address, now, ex, n, aborted):
+def access(address, now, ex, n, aborted, peer=None):
     if now >= clock.expires:
         clock.update(now)
 {lookup}    append({line})
@@ -162,9 +169,9 @@ def check_access_format(fmt):
 
 
 def compile_access_format(fmt, buffer, flush, site_name=None):
-    """An access log format compiled into access(address, now, response, body_bytes, aborted), which appends one
-    line to `buffer` and calls flush() when it holds ACCESS_FLUSH_LINES; `site_name(request)` gives $site. Like
-    the class collections.namedtuple compiles, its source is generated: from the expressions of the fields named,
+    """An access log format compiled into access(address, now, response, body_bytes, aborted, peer), which
+    appends one line to `buffer` and calls flush() when it holds ACCESS_FLUSH_LINES; `site_name(request)` gives
+    $site. Like the class collections.namedtuple compiles, its source is generated: from the expressions of the fields named,
     never from the format's own text, which only appears as string literals. ValueError for an unknown field.
     """
     chunks = []  # expressions of the text that depends on the request alone
@@ -187,8 +194,8 @@ def compile_access_format(fmt, buffer, flush, site_name=None):
     source = FORMAT_SOURCE.format(chunks="".join(c + ", " for c in chunks), line=" ".join(parts),
                                   lookup=CHUNKS_LOOKUP if chunks else "")
     namespace = {"escape": escape, "rejected_request_line": rejected_request_line, "seconds_text": seconds_text,
-                 "getpid": os.getpid, "site_name": site_name or default_site_name, "clock": LogClock(), "cache": {},
-                 "numbers": NumberTexts(), "buffer": buffer,
+                 "host_text": host_text, "getpid": os.getpid, "site_name": site_name or default_site_name,
+                 "clock": LogClock(), "cache": {}, "numbers": NumberTexts(), "buffer": buffer,
                  "append": buffer.append, "flush": flush, "REQUEST_CHUNKS_MAX": REQUEST_CHUNKS_MAX,
                  "CACHED_HEAD_MAX": CACHED_HEAD_MAX, "ACCESS_FLUSH_LINES": ACCESS_FLUSH_LINES}
     exec(source, namespace)
@@ -223,8 +230,8 @@ class WriteFault:
 
 
 class AccessLog:
-    """The access log of one worker: `access(address, now, response, body_bytes, aborted)` buffers a line (with
-    what was actually sent of the body); the buffer is written when full, on flush() (every worker tick)
+    """The access log of one worker: `access(address, now, response, body_bytes, aborted, peer)` buffers a line
+    (with what was actually sent of the body); the buffer is written when full, on flush() (every worker tick)
     and at exit, and when the file is reopened (USR1). `site_name(request)` names a request's site ($site)."""
 
     def __init__(self, path, fmt, site_name=None):

@@ -1,11 +1,10 @@
 """The live status page: server totals, each worker's numbers and the most requested paths, as JSON or as
 the Prometheus text exposition format (0.0.4), for the client addresses status_allow lists; and the
-liveness probe (health_path).
+liveness and readiness probes (health_path, ready_path).
 
 Pure: it turns a stats snapshot and a parsed request into a Reply; it never touches sockets.
 """
 
-import ipaddress
 import json
 import os
 import time
@@ -13,30 +12,13 @@ from urllib.parse import parse_qs
 
 from oserver import __version__
 from oserver.http.parser import METHODS_SERVED
+from oserver.http.realip import Networks
 from oserver.http.response import ALLOW_FIELD, Reply, error_reply
 
 JSON_TYPE = "application/json"
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROMETHEUS_ACCEPTS = ("text/plain", "application/openmetrics-text")
 FORMATS = ("json", "prometheus")
-
-
-def parse_networks(addresses):
-    """ip_network objects for addresses or CIDR networks ("127.0.0.1", "10.0.0.0/8"); ValueError if invalid."""
-    return tuple(ipaddress.ip_network(address, strict=False) for address in addresses)
-
-
-def client_allowed(address, networks):
-    """True when a client address (a socket address tuple; anything else is a unix socket) is listed."""
-    if address.__class__ is not tuple:
-        return False
-    try:
-        ip = ipaddress.ip_address(address[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
 
 
 def requested_format(request):
@@ -73,7 +55,7 @@ def worker_document(worker, now):
             "uptime_seconds": round(now - worker["started"], 3),
             "heartbeat_age_seconds": round(heartbeat_age, 3), "requests": worker["requests"],
             "bytes_sent": worker["bytes_sent"], **{gauge: worker[gauge] for gauge in WORKER_GAUGES},
-            "responses": worker["responses"]}
+            "responses": worker["responses"], "limited": worker["limited"]}
 
 
 def render_json(document):
@@ -128,6 +110,12 @@ def render_prometheus(document):
                 [({}, server["busy_threads"])]),
         *metric("oserver_requests_queued", "gauge", "Requests for mounted code waiting for a thread, all workers.",
                 [({}, server["queued"])]),
+        *metric("oserver_limited_total", "counter", "Connections (limit_conn_per_ip) and requests "
+                "(limit_req_per_ip) refused by the per-client limits, all workers.",
+                [({"limit": "conn"}, server["limited"]["conn_refused"]),
+                 ({"limit": "req"}, server["limited"]["req_refused"])]),
+        *metric("oserver_limit_untracked_total", "counter", "Clients let through uncounted: their set of the "
+                "per-client table was full.", [({}, server["limited"]["untracked"])]),
         *metric("oserver_worker_uptime_seconds", "gauge", "Seconds since the worker started.",
                 [(labels, w["uptime_seconds"]) for w, labels in workers]),
         *metric("oserver_worker_requests_total", "counter", "Responses completed or aborted by this worker.",
@@ -156,10 +144,10 @@ class StatusPage:
 
     def __init__(self, config, slot):
         self.slot = slot
-        self.networks = parse_networks(config.status_allow)
+        self.allowed = Networks(config.status_allow)
 
     def respond(self, request, client_address):
-        if not client_allowed(client_address, self.networks):
+        if not self.allowed.allows(client_address):
             return error_reply(403)
         if request.method not in METHODS_SERVED:
             return error_reply(405, ALLOW_FIELD)
@@ -172,9 +160,13 @@ class StatusPage:
         return Reply(200, fields.encode(), body)
 
 
-HEALTH_BODY = b"ok\n"
-HEALTH_FIELDS = b"Content-Type: text/plain\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % len(HEALTH_BODY)
-HEALTH_REPLY = Reply(200, HEALTH_FIELDS, HEALTH_BODY)
+def probe_reply(status, body):
+    fields = b"Content-Type: text/plain\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % len(body)
+    return Reply(status, fields, body)
+
+
+HEALTH_REPLY = probe_reply(200, b"ok\n")
+READY_REPLIES = {True: HEALTH_REPLY, False: probe_reply(503, b"not ready: stopping\n")}
 
 
 def health_reply(request):
@@ -182,3 +174,10 @@ def health_reply(request):
     if request.method not in METHODS_SERVED:
         return error_reply(405, ALLOW_FIELD)
     return HEALTH_REPLY
+
+
+def ready_reply(request, ready):
+    """The readiness probe (ready_path): 200 "ok" while the instance takes new work, else 503."""
+    if request.method not in METHODS_SERVED:
+        return error_reply(405, ALLOW_FIELD)
+    return READY_REPLIES[ready]

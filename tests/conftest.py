@@ -31,6 +31,22 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def child_pids(parent):
+    """Pids of the live (not zombie) children of `parent`, from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            pids.append(int(entry))
+    return sorted(pids)
+
+
 def make_docroot(path):
     """A document root holding a copy of httptest/ (as /httptest/...), like `make run` serves."""
     os.makedirs(path, exist_ok=True)
@@ -42,10 +58,10 @@ class Server:
     """A running OServer master (`httpd.py` of this checkout unless `command` names another) and how to reach it."""
 
     def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None,
-                 command=(sys.executable, HTTPD)):
+                 command=(sys.executable, HTTPD), port=None):
         self.root = root
         self.host = host
-        self.port = free_port(host)
+        self.port = port or free_port(host)
         self.log_path = log_path
         self.argv = self.command_line(command, workers, args)
         self.log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
@@ -65,14 +81,18 @@ class Server:
         return self.proc.pid
 
     def wait_ready(self, path="/", timeout=START_TIMEOUT):
+        """Wait until `path` answers, or (path None: a server that speaks no plain HTTP) the port is open."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_text()}")
             try:
-                requests.get(self.url + path, timeout=1)
+                if path is None:
+                    socket.create_connection((self.host, self.port), timeout=1).close()
+                else:
+                    requests.get(self.url + path, timeout=1)
                 return self
-            except requests.RequestException:
+            except (requests.RequestException, OSError):
                 time.sleep(0.02)
         raise RuntimeError(f"server not ready after {timeout}s: {self.log_text()}")
 
@@ -84,18 +104,7 @@ class Server:
 
     def worker_pids(self):
         """Pids of the master's live worker children, from /proc."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.pid and fields[0] != "Z":
-                pids.append(int(entry))
-        return sorted(pids)
+        return child_pids(self.pid)
 
     def signal(self, signum):
         os.kill(self.pid, signum)

@@ -33,7 +33,7 @@ class InlineExecutor:
         self.clock = clock
 
     def submit(self, call, protocol):
-        reply = run_app(call, protocol.client, protocol.local_address())
+        reply = run_app(call, call.client, protocol.local_address())
         self.clock.update()  # the reply is timed from the request's start; what follows from now
         protocol.app_replied(call, reply)
 
@@ -123,8 +123,8 @@ class ThreadPool:
                         call.request.method, call.request.target)
             return protocol.app_replied(call, BUSY_REPLY)
         self.in_flight += 1
-        client, server = protocol.client, protocol.local_address()
-        self.jobs.put((lambda: run_app(call, client, server), lambda reply: self.replied(call, protocol, reply),
+        server = protocol.local_address()
+        self.jobs.put((lambda: run_app(call, call.client, server), lambda reply: self.replied(call, protocol, reply),
                        call))
 
     def replied(self, call, protocol, reply):

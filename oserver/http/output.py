@@ -68,7 +68,8 @@ class Data(Part):
 class Response:
     """One reply in a connection's output queue, and what the access log and counters need once it ends:
     its request (None when refused before it parsed), status, the head's size (with a 100 Continue sent
-    ahead of it), when its request started, and `received`, what a refused request began with."""
+    ahead of it), when its request started, `received` (what a refused request began with) and its client's
+    address."""
 
     request: object
     status: int
@@ -79,6 +80,7 @@ class Response:
     parts: list
     sent: int = 0  # bytes of this response sent so far (head included)
     quota: int = 0  # bytes it may still send in this loop turn
+    client: tuple | None = None  # the request's client (through trusted proxies), None: the peer's
 
     def write(self, transport):
         """Send what the transport takes within `quota`; True once the whole response is out, False when the
@@ -104,14 +106,14 @@ class Response:
     def body_bytes(self):
         return max(self.sent - self.head_bytes, 0)
 
-    def ended(self, events, client, aborted):
-        """The response is over (sent whole, or `aborted` with its connection): release its parts, then let
-        the counters and the access log know."""
+    def ended(self, events, peer, aborted):
+        """The response is over (sent whole, or `aborted` with its connection to `peer`): release its parts,
+        then let the counters and the access log know."""
         if self.parts:
             for part in self.parts:
                 part.close()
             self.parts.clear()
-        events.response_done(client, self, aborted)
+        events.response_done(peer, self, aborted)
 
 
 @dataclass(slots=True, eq=False)
@@ -130,5 +132,5 @@ class Interim:
             return False
         return True
 
-    def ended(self, events, client, aborted):
+    def ended(self, events, peer, aborted):
         pass

@@ -39,7 +39,8 @@ class Services:
     """What the protocols of one worker share. `config` gives the limits; `router.route(request, client)`
     answers a Reply or the Route of mounted code; `executor.submit(call, protocol)` runs mounted code and
     calls `protocol.app_replied`; `clock.now` is the loop's time; `events` hears `answered(status, path)`,
-    `refused(client, error)` and `response_done(client, response, aborted)`; `draining` ends keep-alive."""
+    `refused(client, error)` and `response_done(peer, response, aborted)`; `draining` ends keep-alive;
+    `real_ip.client(client, headers)`, when set, is a request's client sent through trusted proxies."""
 
     config: object
     router: object
@@ -47,27 +48,30 @@ class Services:
     clock: object
     events: object
     draining: bool = False
+    real_ip: object = None
 
 
 @dataclass(slots=True, eq=False)
 class AppCall:
-    """A request for mounted code: where it goes, when it started (its first byte, for $request_time), the
-    bytes of a 100 Continue sent ahead of its reply, and its body once received."""
+    """A request for mounted code: where it goes, when it started (its first byte, for $request_time), its
+    client's address, the bytes of a 100 Continue sent ahead of its reply, and its body once received."""
 
     request: object
     route: object
     started: float
+    client: tuple
     interim: int = 0
     body: bytes = b""
 
 
 class Http1Protocol:
-    __slots__ = ("services", "client", "local_address", "owner", "inbuf", "out", "state", "body", "app_call",
-                 "linger", "started")
+    __slots__ = ("services", "client", "peer", "local_address", "owner", "inbuf", "out", "state", "body",
+                 "app_call", "linger", "started")
 
-    def __init__(self, services, client, local_address, owner=None):
+    def __init__(self, services, client, local_address, owner=None, peer=None):
         self.services = services
-        self.client = client  # (host, port) of the peer
+        self.client = client  # (host, port) of the connection's client
+        self.peer = peer or client  # (host, port) of the other end of the socket (a proxy's, in front of it)
         self.local_address = local_address  # () -> (host, port) the client connected to
         self.owner = owner  # the caller's handle on this connection, for whoever resumes it (an executor)
         self.started = services.clock.now  # when the first byte of the request being read arrived
@@ -119,9 +123,12 @@ class Http1Protocol:
                     return False
             else:
                 self.inbuf = buf[end + 4:]
-            answer = services.router.route(request, self.client)
+            client = self.client
+            if services.real_ip is not None:  # through trusted proxies: the client they name
+                client = services.real_ip.client(client, request.headers)
+            answer = services.router.route(request, client)
             if answer.__class__ is not Reply:  # the Route of mounted code
-                self.start_app(request, answer)
+                self.start_app(request, answer, client)
                 return True
         except HttpError as error:
             self.refuse(error, buf)
@@ -130,7 +137,7 @@ class Http1Protocol:
         if request.content_length:  # read past it: the connection stays usable
             self.body = request_body(request.content_length, services.config.max_body_bytes, False)
             self.state = READING_BODY
-        self.queue_reply(request, answer, self.next_started())
+        self.queue_reply(request, answer, self.next_started(), client)
         return True
 
     def next_started(self):
@@ -185,10 +192,10 @@ class Http1Protocol:
 
     # ------------------------------------------------------------ mounted code
 
-    def start_app(self, request, route):
+    def start_app(self, request, route, client):
         """A request for mounted code: called at once, or once its body is in (after a 100 Continue, if it
         asked for one)."""
-        call = AppCall(request, route, self.next_started())
+        call = AppCall(request, route, self.next_started(), client)
         self.app_call = call
         if not request.content_length:
             return self.call_app(b"")
@@ -224,7 +231,7 @@ class Http1Protocol:
         self.app_call = None
         self.state = READING_HEAD
         self.services.events.answered(reply.status, call.request.path)
-        self.queue_reply(call.request, reply, call.started, call.interim)
+        self.queue_reply(call.request, reply, call.started, call.client, call.interim)
 
     # ------------------------------------------------------------ refusals and timeouts
 
@@ -234,7 +241,14 @@ class Http1Protocol:
         silent, it may still be sending: the connection lingers, so that it reads the answer."""
         self.services.events.refused(self.client, error)
         self.linger = error.status not in NO_LINGER_STATUSES
-        self.queue_reply(None, error_reply(error.status), self.next_started(), interim, received)
+        self.queue_reply(None, error_reply(error.status), self.next_started(), self.client, interim, received)
+
+    def refuse_connection(self, reply):
+        """Answer `reply` before any request is read (a per-client connection limit's 503), then close,
+        lingering: the client reads it once it has sent its request."""
+        self.services.events.answered(reply.status, None)
+        self.linger = True
+        self.queue_reply(None, reply, self.started, self.client, received=b"")
 
     def refuse_pending(self, error):
         """refuse() the request being received: mounted code's request awaiting its body is logged by its
@@ -252,8 +266,9 @@ class Http1Protocol:
 
     # ------------------------------------------------------------ output
 
-    def queue_reply(self, request, reply, started, interim=0, received=None):
-        """Queue a reply as a Response; `interim` counts the bytes of a 100 Continue sent ahead of it."""
+    def queue_reply(self, request, reply, started, client, interim=0, received=None):
+        """Queue a reply to `client` as a Response; `interim` counts the bytes of a 100 Continue sent ahead of
+        it."""
         keep_alive = request is not None and request.keep_alive and reply.keep_alive and \
             not self.services.draining
         head = response_head(reply.status, reply.fields, keep_alive, reply.line)
@@ -263,7 +278,7 @@ class Http1Protocol:
             pending = head + reply.data if reply.data else head
             parts = list(reply.parts) if reply.parts else []
         self.out.append(Response(request, reply.status, len(head) + interim, started, received, pending, parts,
-                                 interim))
+                                 interim, client=client))
         if not keep_alive:
             self.state = CLOSING
 
@@ -283,7 +298,7 @@ class Http1Protocol:
                 return False
             quota = item.quota
             del out[0]
-            item.ended(self.services.events, self.client, False)
+            item.ended(self.services.events, self.peer, False)
         return True
 
     def response_started(self):
@@ -296,4 +311,4 @@ class Http1Protocol:
         if self.out:
             out, self.out = self.out, []
             for item in out:
-                item.ended(self.services.events, self.client, True)
+                item.ended(self.services.events, self.peer, True)

@@ -1,13 +1,15 @@
 """Listeners: bind a listening socket, and accept a connection with the transport its listener speaks.
 
 The master binds (or inherits, from systemd or an upgrade) the sockets; each worker wraps them in Listeners.
-A listener chooses the transport of its connections: plain TCP today, TLS or a PROXY preamble later.
+A listener chooses the transport of its connections (plain TCP today), and whether a PROXY protocol header
+comes first: then it hands out a ProxyPreamble, which makes the transport once the header is read.
 """
 
 import socket
 from dataclasses import dataclass
 
 from oserver.config import ConfigError
+from oserver.net.preamble import ProxyPreamble
 from oserver.net.transport import TcpTransport
 
 
@@ -31,10 +33,11 @@ def bind_listener(address, backlog):
 
 @dataclass(slots=True, eq=False)
 class Listener:
-    """A listening socket and the transport its connections get."""
+    """A listening socket, the transport its connections get, and whether they start with a PROXY header."""
 
     sock: socket.socket
     make_transport: type = TcpTransport
+    proxy_protocol: bool = False
     kind: tuple = ()  # (family, type, proto) of its connections, as plain ints
 
     def __post_init__(self):
@@ -44,12 +47,15 @@ class Listener:
         return self.sock.fileno()
 
     def accept(self):
-        """(transport, client address) of the next queued connection; BlockingIOError when there is none.
-        socket.accept() would build its new socket from the `family` and `type` properties, two enum
-        conversions per connection: the kind is known once, so `_accept` (what it calls) is used directly."""
+        """(transport, client address) of the next queued connection, or (ProxyPreamble, balancer address) with
+        proxy_protocol; BlockingIOError when there is none. socket.accept() would build its new socket from
+        the `family` and `type` properties, two enum conversions per connection: the kind is known once, so
+        `_accept` (what it calls) is used directly."""
         fd, address = self.sock._accept()
         sock = socket.socket(*self.kind, fileno=fd)
         sock.setblocking(False)
+        if self.proxy_protocol:  # before any byte of the transport's own (a TLS handshake)
+            return ProxyPreamble(sock, self.make_transport), address
         return self.make_transport(sock), address
 
     def close(self):

@@ -20,9 +20,10 @@ class RequestEvents:
         self.log.info("%s: %s", format_address(client), error)
         self.slot.count_request(error.status, None)
 
-    def response_done(self, client, response, aborted):
-        """A response ended (aborted: the connection closed first; only what was really sent counts)."""
+    def response_done(self, peer, response, aborted):
+        """A response on a connection from `peer` ended (aborted: the connection closed first; only what was
+        really sent counts). The access log names its client, and the peer as $realip_remote_addr."""
         body_bytes = response.body_bytes
         self.slot.count_bytes(body_bytes + response.head_bytes)
         if self.access is not None:
-            self.access(client, self.clock.now, response, body_bytes, aborted)
+            self.access(response.client or peer, self.clock.now, response, body_bytes, aborted, peer)

@@ -2,7 +2,8 @@
 
 Moves bytes between the two (the transport reads and writes, the protocol decides), tells the loop which
 timer applies (from the protocol's state), and closes: at once, or lingering (the write side shut, what the
-client still sends read and dropped) after a refusal, so that the client reads the answer.
+client still sends read and dropped) after a refusal, so that the client reads the answer. Before it, with
+proxy_protocol, a PendingConnection waits for the PROXY header, then hands the socket over to one.
 """
 
 import logging
@@ -12,6 +13,8 @@ from oserver.apps.executors import AppPending
 from oserver.http.output import SendFailed
 from oserver.http.protocol import CLOSING, WAITING_FOR_APP
 from oserver.http.response import error_reply, response_head
+from oserver.net.listeners import format_address
+from oserver.net.proxy_protocol import ProxyProtocolError
 
 RECV_SIZE = 65536
 EPOLLIN = select.EPOLLIN
@@ -23,7 +26,7 @@ log = logging.getLogger("oserver.worker")
 
 class Connection:
     __slots__ = ("loop", "transport", "protocol", "fd", "timer", "watching", "registered", "closed",
-                 "linger_until")
+                 "linger_until", "limit")
 
     def __init__(self, loop, transport, protocol):
         self.loop = loop
@@ -39,6 +42,7 @@ class Connection:
         self.registered = False  # known to the loop's epoll
         self.closed = False
         self.linger_until = 0.0  # while lingering: when to close whatever the client does
+        self.limit = None  # (client key, epoch) while counted by limit_conn_per_ip (process/limits.py)
 
     @property
     def address(self):
@@ -64,6 +68,11 @@ class Connection:
         self.process()
 
     def on_writable(self):
+        self.process()
+
+    def refuse(self, reply):
+        """Answer `reply` before reading any request (a per-client limit), then close as after a refusal."""
+        self.protocol.refuse_connection(reply)
         self.process()
 
     def process(self):
@@ -153,3 +162,51 @@ class Connection:
         self.loop.forget(self)
         self.transport.close()
         return False
+
+
+class PendingConnection:
+    """A connection whose PROXY protocol header is still to come (a ProxyPreamble on its raw socket), under
+    the loop's proxy-header timer. Once the header is read the loop opens a Connection on the same socket;
+    a connection that sends no valid header, or none in time, is closed."""
+
+    __slots__ = ("loop", "preamble", "address", "fd", "timer", "watching", "registered", "closed")
+    limit = None  # not counted by limit_conn_per_ip before its client is known
+
+    def __init__(self, loop, preamble, address):
+        self.loop = loop
+        self.preamble = preamble
+        self.address = address  # the balancer's
+        self.fd = preamble.fd
+        self.timer = None
+        self.watching = EPOLLIN
+        self.registered = False
+        self.closed = False
+
+    def on_readable(self):
+        try:
+            header = self.preamble.read()
+        except BlockingIOError:
+            return
+        except (EOFError, OSError):  # gone before a word (a balancer's bare TCP check): nothing to report
+            return self.close()
+        except ProxyProtocolError as e:
+            return self.refuse(e)
+        if header is not None:
+            self.loop.proxy_header_read(self, header)
+
+    def expire(self):
+        self.refuse(f"no PROXY header within {self.loop.config.proxy_protocol_timeout:g}s")
+
+    def refuse(self, why):
+        log.info("%s: PROXY protocol: %s; connection closed", format_address(self.address), why)
+        self.close()
+
+    def fail(self):
+        self.close()
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.forget(self)
+        self.preamble.close()

@@ -1,6 +1,7 @@
 """The master process: binds the listeners, forks and supervises workers, turns signals into actions.
 
-Owns worker generations (reload), respawn with backoff, the watchdog, the pidfile and systemd notices.
+Owns worker generations (reload), respawn with backoff, the watchdog, the pidfile, systemd notices and the
+live upgrade (USR2: a new master from the code on disk, on the same sockets; process/upgrade.py).
 Signal handlers do nothing; `signal.set_wakeup_fd` wakes the main loop, which dispatches `handle_<name>`.
 It never parses HTTP and never serves a client.
 """
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from oserver.config import MAX_WORKERS, ConfigError, build_config
 from oserver.logs import reopen_error_log, setup_error_log
 from oserver.net.listeners import bind_listener, format_address
-from oserver.process import systemd
+from oserver.process import systemd, upgrade
 from oserver.process.privileges import worker_ids
+from oserver.process.limits import TABLE_BYTES
 from oserver.process.stats import SharedStats
 from oserver.process.titles import set_process_title
 from oserver.process.worker import MOUNT_LOAD_FAILED, run_worker
@@ -34,10 +36,11 @@ FIRST_BACKOFF = 0.2  # seconds before the start after a first failed one; double
 MAX_BACKOFF = 30.0
 FAILURES_FORGOTTEN = 2 * MAX_BACKOFF  # a failed start this long after the previous one starts the count afresh
 SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGQUIT: "quit", signal.SIGHUP: "hup",
-                signal.SIGUSR1: "usr1", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGWINCH: "winch",
-                signal.SIGCHLD: "chld"}
+                signal.SIGUSR1: "usr1", signal.SIGUSR2: "usr2", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou",
+                signal.SIGWINCH: "winch", signal.SIGCHLD: "chld"}
 CONTROL_SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reload": signal.SIGHUP,
-                   "reopen": signal.SIGUSR1}
+                   "reopen": signal.SIGUSR1, "upgrade": signal.SIGUSR2}
+OLD_PID_SUFFIX = ".oldbin"  # nginx's: the pidfile of the master an upgrade replaces
 
 
 @dataclass(slots=True, eq=False)
@@ -84,11 +87,13 @@ class Master:
         self.wakeup = None
         self.stopping = None  # None, "fast" or "graceful"
         self.stop_deadline = None
+        self.stop_at = None  # a graceful stop's start, shutdown_delay after QUIT (monotonic)
         self.failures = 0  # failed starts (workers dying right after starting) in the current series
         self.last_failure = 0.0
         self.next_spawn = 0.0  # no worker is started before this (monotonic): the backoff
         self.pid = os.getpid()
-        self.pid_file = None  # the pidfile this master wrote (a reload does not move it)
+        self.pid_file = None  # the pidfile holding this master's pid (a reload does not move it; USR2 does)
+        self.new_master = None  # pid of the master a live upgrade started, while it runs
         self.exit_code = 0
 
     # ------------------------------------------------------------ life cycle
@@ -99,7 +104,7 @@ class Master:
         set_process_title("oserver: master process " + " ".join(sys.argv))
         self.write_pidfile()
         try:
-            self.stats = SharedStats(STATS_SLOTS)
+            self.stats = SharedStats(STATS_SLOTS, TABLE_BYTES)
             self.install_signals()
             self.log.info("oserver %d listening on %s, %d workers, root %s", self.pid,
                           ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
@@ -122,6 +127,8 @@ class Master:
         try:
             self.wait_for_signals(self.loop_timeout())
             self.reap_workers()
+            if self.stop_at is not None and time.monotonic() >= self.stop_at:
+                self.stop("graceful")
             if self.stopping:
                 self.finish_stopping()
             else:
@@ -136,8 +143,9 @@ class Master:
     def loop_timeout(self):
         if self.rollout is not None:
             return READY_POLL
-        wait = self.next_spawn - time.monotonic()
-        return wait if 0 < wait < LOOP_TIMEOUT else LOOP_TIMEOUT
+        now = time.monotonic()
+        waits = [deadline - now for deadline in (self.next_spawn, self.stop_at) if deadline and deadline > now]
+        return min(waits + [LOOP_TIMEOUT])
 
     def status_line(self):
         return f"STATUS=serving on {', '.join(self.listen_names())} with {self.num_workers} workers " \
@@ -150,7 +158,18 @@ class Master:
     # ------------------------------------------------------------ listeners
 
     def open_listeners(self):
-        """The sockets systemd passed in (socket activation), else the addresses the config names."""
+        """The sockets the master before this one handed over (a live upgrade: it kept serving on them), else
+        those systemd passed in (socket activation), else the addresses the config names."""
+        try:
+            upgraded, self.activated = upgrade.inherited_listeners()
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{upgrade.LISTENERS_ENV}: the sockets passed in are unusable: {e}") from None
+        if upgraded is not None:
+            self.listeners = upgraded
+            self.log.info("upgrade: took over %s from the previous master", ", ".join(self.listen_names()))
+            if not self.activated:  # serve the config's addresses: bind new ones, close those no longer named
+                self.switch_listeners(self.bind_listeners(self.config), self.config.backlog)
+            return
         try:
             inherited = systemd.inherited_sockets()
         except OSError as e:
@@ -225,7 +244,16 @@ class Master:
     handle_int = handle_term
 
     def handle_quit(self):
-        self.stop("graceful")
+        """Graceful stop, after shutdown_delay if one is set: until then the workers serve on while ready_path
+        answers 503, so balancers stop sending new work first. A second QUIT does not wait."""
+        delay = self.config.shutdown_delay
+        if self.stopping or self.stop_at is not None or not delay:
+            return self.stop("graceful")
+        self.stop_at = time.monotonic() + delay
+        self.stats.leaving = True
+        self.log.info("graceful stop in %gs (shutdown_delay); %s answers 503 meanwhile", delay,
+                      self.config.ready_path or "ready_path")
+        systemd.notify("STOPPING=1", f"STATUS=stopping in {delay:g}s (shutdown_delay)")
 
     def handle_usr1(self):
         reopen_error_log()
@@ -251,6 +279,54 @@ class Master:
             except OSError as e:
                 self.log.error("cannot hand log %s to the workers' user: %s", path, e.strerror)
 
+    def handle_usr2(self):
+        """Live upgrade: a new master from the code on disk, same command line and environment, serving beside
+        this one on the same sockets. This master's pidfile becomes <pid_file>.oldbin; WINCH then QUIT here
+        finishes the switch, QUIT to the new master rolls it back (this master takes its pidfile back)."""
+        if self.stopping or self.stop_at is not None:
+            return
+        if self.new_master is not None:
+            return self.log.warning("upgrade: new master %d still runs; USR2 ignored", self.new_master)
+        if self.pid_file and not self.move_pidfile(self.pid_file + OLD_PID_SUFFIX):
+            return
+        listeners = self.listeners if self.rollout is None else self.rollout.listeners  # those of the config
+        try:
+            self.new_master = upgrade.start_new_master(listeners, self.activated)
+        except OSError as e:
+            self.log.error("upgrade: cannot start a new master: %s", e.strerror)
+            self.take_pidfile_back()
+            return
+        self.log.info("upgrade: new master %d started from the code on disk; WINCH then QUIT master %d finishes "
+                      "the switch, QUIT to %d rolls it back", self.new_master, self.pid, self.new_master)
+
+    def new_master_exited(self, status):
+        """The new master of an upgrade is gone (rolled back, or it failed): this one takes its pidfile back
+        and, if WINCH had stopped its workers, starts them again."""
+        code = os.waitstatus_to_exitcode(status)
+        self.log.warning("upgrade: new master %d exited (%s); master %d serves on", self.new_master,
+                         f"signal {-code}" if code < 0 else f"exit code {code}", self.pid)
+        self.new_master = None
+        self.take_pidfile_back()
+        if self.winched and not self.stopping:
+            self.winched = self.stats.leaving = False
+            self.log.info("workers start again")
+        systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
+
+    def take_pidfile_back(self):
+        """<pid_file>.oldbin becomes <pid_file> again (whatever the new master left there)."""
+        if self.pid_file:
+            self.move_pidfile(self.pid_file.removesuffix(OLD_PID_SUFFIX))
+
+    def move_pidfile(self, path):
+        """Rename this master's pidfile to `path`; False, logged, if that fails."""
+        try:
+            os.replace(self.pid_file, path)
+        except OSError as e:
+            self.log.error("upgrade: cannot rename %s to %s: %s", self.pid_file, path, e.strerror)
+            return False
+        self.pid_file = path
+        return True
+
     def handle_ttin(self):
         if self.num_workers < MAX_WORKERS:
             self.num_workers += 1
@@ -265,7 +341,7 @@ class Master:
         """Reload: a new config and a new generation of workers; the serving generation retires only once the
         new one serves. A config that does not load or bind, or workers that do not come up, change nothing.
         A reload still coming up is superseded by this one."""
-        if self.stopping:
+        if self.stopping or self.stop_at is not None:
             return
         try:
             config = build_config(self.config_file, self.overrides)
@@ -278,7 +354,7 @@ class Master:
         elif self.rollout is not None:
             self.log.warning("generation %d superseded by a new reload before it came up", self.generation)
             self.abandon_rollout()
-        self.winched = False
+        self.winched = self.stats.leaving = False
         systemd.notify("RELOADING=1", systemd.monotonic_usec(), "STATUS=reloading")
         if not self.use_error_log(config):
             self.close_listeners(listeners, keep=self.listeners)
@@ -287,11 +363,11 @@ class Master:
 
     def handle_winch(self):
         """As nginx: the workers stop gracefully, the master stays with its sockets; HUP brings workers back."""
-        if self.stopping:
+        if self.stopping or self.stop_at is not None:
             return
         if self.rollout is not None:
             self.abandon_rollout()
-        self.winched = True
+        self.winched = self.stats.leaving = True
         self.log.info("no workers until the next HUP")
         for worker in self.current_workers():
             self.retire(worker)
@@ -338,6 +414,8 @@ class Master:
                 if worker.generation < rollout.generation:
                     self.retire(worker)
             self.log.info("reloaded: generation %d, %d workers", self.generation, self.num_workers)
+        else:
+            self.log.info("serving: %d workers up", self.num_workers)
         systemd.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
 
     def rollout_failed(self, why):
@@ -371,6 +449,8 @@ class Master:
         if self.stopping in (how, "fast"):
             return
         self.stopping = how
+        self.stop_at = None
+        self.stats.leaving = True
         systemd.notify("STOPPING=1", f"STATUS=stopping ({how})")
         if how == "fast":
             self.stop_deadline = time.monotonic() + FAST_STOP_TIMEOUT
@@ -481,11 +561,16 @@ class Master:
                 return
             if pid == 0:
                 return
+            if pid == self.new_master:
+                self.new_master_exited(status)
+                continue
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
             worker.exit_code = os.waitstatus_to_exitcode(status)
             self.stats.retire(worker.slot)  # its counters and top paths join the server totals
+            if worker.exit_code != 0:  # it may have died holding connections counted per client
+                self.stats.new_epoch()
             if worker.retiring is not None or self.stopping:
                 self.log.info("worker %d exited", pid)
                 continue

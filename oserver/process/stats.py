@@ -1,12 +1,15 @@
-"""Counters shared by the workers and the master: one anonymous shared mmap made before fork.
+"""Counters shared by the workers and the master: one shared mmap (of a memfd) made before fork.
 
-A header written only by the master (its start time, the totals and top paths of retired workers), then a
-slot per worker written only by that worker: identity, heartbeat, connections, requests, bytes, responses
-by status class and its most requested paths (space-saving counts in a fixed table). Readers never lock:
-updates of several fields that must be seen whole are framed by a version counter (a seqlock).
+A header written only by the master (its start time, whether the instance is leaving, the per-client count
+epoch, the totals and top paths of retired workers), then a slot per worker written only by that worker:
+identity, heartbeat, connections, requests, bytes, responses by status class, limit refusals and its most
+requested paths (space-saving counts in a fixed table); last, the per-client table of limits.py, which
+every worker writes under a lock. Readers of the rest never lock: updates of several fields that must be
+seen whole are framed by a version counter (a seqlock).
 """
 
 import mmap
+import os
 import struct
 import time
 import zlib
@@ -20,14 +23,23 @@ HITS = struct.Struct("=Q")
 ENTRY_WORDS = ENTRY.size // HITS.size
 TABLE_BYTES = TOP_PATHS * ENTRY.size
 VERSION = struct.Struct("=Q")  # seqlock: odd while an update is being written
-COUNTERS = struct.Struct("=5QQ")  # responses 1xx..5xx (their sum is the requests), bytes sent
+# Responses 1xx..5xx (their sum is the requests), bytes sent, then the per-client limits' counts: connections
+# refused (limit_conn_per_ip), requests refused (limit_req_per_ip), clients the full table could not track.
+COUNTERS = struct.Struct("=5QQ3Q")
 BYTES_WORD = 5
+LIMIT_COUNTERS = ("conn_refused", "req_refused", "untracked")
+LIMIT_WORDS = {name: BYTES_WORD + 1 + i for i, name in enumerate(LIMIT_COUNTERS)}
 READ_DEADLINE = 0.05  # seconds a reader retries a read that overlapped an update before taking it as it is
 
-# Header: version, master start time (unix), counters of retired workers, their merged top paths.
+# Header: version, master start time (unix), leaving (1 from the moment the instance stops taking new work: a
+# graceful stop or WINCH), counters of retired workers, their merged top paths.
 STARTED = struct.Struct("=d")
 STARTED_OFFSET = VERSION.size
-RETIRED_OFFSET = STARTED_OFFSET + STARTED.size
+LEAVING = struct.Struct("=Q")
+LEAVING_OFFSET = STARTED_OFFSET + STARTED.size
+EPOCH = struct.Struct("=Q")  # per-client connection counts older than this epoch are void (limits.py)
+EPOCH_OFFSET = LEAVING_OFFSET + LEAVING.size
+RETIRED_OFFSET = EPOCH_OFFSET + EPOCH.size
 HEADER_TABLE_OFFSET = RETIRED_OFFSET + COUNTERS.size
 HEADER_BYTES = HEADER_TABLE_OFFSET + TABLE_BYTES
 
@@ -190,6 +202,14 @@ class WorkerSlot:
                 self.top.publish()
                 pending[path] = 1
 
+    def count_limited(self, name):
+        """A limit refused a connection or a request ("conn_refused", "req_refused"), or the per-client table
+        could not track a client ("untracked")."""
+        word = LIMIT_WORDS[name]
+        n = self.counts[word] + 1
+        self.counts[word] = n
+        self.words[word] = n
+
     def count_bytes(self, nbytes):
         """A response ended, `nbytes` of it (head and body) sent."""
         counts = self.counts
@@ -223,28 +243,59 @@ class WorkerSlot:
 
 
 def counters_dict(values):
-    *classes, nbytes = values
-    return {"requests": sum(classes), "bytes_sent": nbytes, "responses": dict(zip(STATUS_CLASSES, classes))}
+    classes, nbytes, limited = values[:BYTES_WORD], values[BYTES_WORD], values[BYTES_WORD + 1:]
+    return {"requests": sum(classes), "bytes_sent": nbytes, "responses": dict(zip(STATUS_CLASSES, classes)),
+            "limited": dict(zip(LIMIT_COUNTERS, limited))}
+
+
+def counters_values(counters):
+    """The COUNTERS words of a counters_dict()."""
+    return (*counters["responses"].values(), counters["bytes_sent"], *counters["limited"].values())
 
 
 def add_counters(total, more):
     total["requests"] += more["requests"]
     total["bytes_sent"] += more["bytes_sent"]
-    for name, n in more["responses"].items():
-        total["responses"][name] += n
+    for group in ("responses", "limited"):
+        for name, n in more[group].items():
+            total[group][name] += n
 
 
 class SharedStats:
-    """The shared region: a master header and `slots` worker slots, created in the master before any fork."""
+    """The shared region: a master header, `slots` worker slots and `table_bytes` for the per-client table,
+    created in the master before any fork. It is a memfd's (shared with the workers across fork, closed on exec)
+    so that its `fd` can carry the table's record locks; pages never written take no memory."""
 
-    def __init__(self, slots):
-        self.region = mmap.mmap(-1, HEADER_BYTES + SLOT_BYTES * slots)  # MAP_SHARED|MAP_ANONYMOUS: survives fork
+    def __init__(self, slots, table_bytes=0):
+        self.table_offset = HEADER_BYTES + SLOT_BYTES * slots
+        size = self.table_offset + table_bytes
+        self.fd = os.memfd_create("oserver-stats")
+        os.ftruncate(self.fd, size)
+        self.region = mmap.mmap(self.fd, size)  # MAP_SHARED: the workers see the master's writes and each other's
         STARTED.pack_into(self.region, STARTED_OFFSET, time.time())
         self.slots = [WorkerSlot(self, HEADER_BYTES + i * SLOT_BYTES) for i in range(slots)]
 
     @property
     def started(self):
         return STARTED.unpack_from(self.region, STARTED_OFFSET)[0]
+
+    @property
+    def leaving(self):
+        """Has the instance stopped taking new work (the master's word, read by every worker)?"""
+        return LEAVING.unpack_from(self.region, LEAVING_OFFSET)[0] == 1
+
+    @leaving.setter
+    def leaving(self, value):
+        LEAVING.pack_into(self.region, LEAVING_OFFSET, int(value))
+
+    @property
+    def epoch(self):
+        return EPOCH.unpack_from(self.region, EPOCH_OFFSET)[0]
+
+    def new_epoch(self):
+        """Master only: void every per-client connection count (a worker died holding some); the live workers
+        count their own connections again (limits.py)."""
+        EPOCH.pack_into(self.region, EPOCH_OFFSET, self.epoch + 1)
 
     def retire(self, index):
         """Master only, once worker `index` has exited: fold its counters and paths into the header, clear it."""
@@ -254,7 +305,7 @@ class SharedStats:
         def fold():
             totals = counters_dict(COUNTERS.unpack_from(region, RETIRED_OFFSET))
             add_counters(totals, slot.read_counters())
-            COUNTERS.pack_into(region, RETIRED_OFFSET, *totals["responses"].values(), totals["bytes_sent"])
+            COUNTERS.pack_into(region, RETIRED_OFFSET, *counters_values(totals))
             paths = merge_counts(read_table(region, HEADER_TABLE_OFFSET), slot.read_top())
             write_table(region, HEADER_TABLE_OFFSET, paths)
             region[slot.offset:slot.offset + SLOT_BYTES] = bytes(SLOT_BYTES)

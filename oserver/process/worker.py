@@ -4,7 +4,8 @@ connections it accepted.
 The loop owns accepting (through its AcceptPolicy), the per-state timer queues, graceful draining and the
 worker's signals, and nothing else: connections (connection.py) carry bytes between a transport and the
 HTTP protocol, which asks the router. Of other workers it knows only their connection counts in the shared
-stats; it talks to the master only through signals, its exit code and its stats slot (heartbeat included).
+stats (and, with per-client limits, the clients' counts they share there); it talks to the master only through
+signals, its exit code and its stats slot (heartbeat included).
 """
 
 import ctypes
@@ -18,11 +19,13 @@ import traceback
 from oserver.apps.executors import InlineExecutor, ThreadPool
 from oserver.apps.mounts import MountError, load_mounts
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
+from oserver.http.realip import Networks, RealIp
 from oserver.logs import AccessLog, reopen_error_log
 from oserver.net.listeners import Listener, format_address
 from oserver.process.accept import AcceptPolicy, accept_mode
 from oserver.process.accounting import RequestEvents
-from oserver.process.connection import Connection
+from oserver.process.connection import Connection, PendingConnection
+from oserver.process.limits import TOO_MANY_CONNECTIONS, ClientTable, Limits
 from oserver.process.privileges import drop_privileges
 from oserver.process.timers import LoopClock, TimerQueue
 from oserver.process.titles import set_process_title
@@ -85,14 +88,20 @@ def set_parent_death_signal(signum):
 class Worker:
     def __init__(self, config, listen_sockets, stats_slot, generation, access_log, sites):
         self.config = config
-        self.listeners = {sock.fileno(): Listener(sock) for sock in listen_sockets}
+        self.listeners = {sock.fileno(): Listener(sock, proxy_protocol=config.proxy_protocol)
+                          for sock in listen_sockets}
         self.slot = stats_slot
         self.generation = generation
         self.logs = access_log
         self.debug = log.isEnabledFor(logging.DEBUG)  # one line per connection event (--verbose)
         self.clock = LoopClock()
         mounts = load_mounts(config)  # imports the mounted code (MountError when it does not load)
-        router = Router(config, sites, StatusPage(config, stats_slot), mounts)
+        self.trusted = Networks(config.real_ip_from)  # the balancers: PROXY headers and real_ip_header
+        self.limits = None
+        if config.limit_conn_per_ip or config.limit_req_per_ip:
+            self.limits = Limits(config, ClientTable(stats_slot.shared), stats_slot, self.trusted)
+        router = Router(config, sites, StatusPage(config, stats_slot), mounts, self.is_ready,
+                        self.limits.request_refusal if config.limit_req_per_ip else None)
         if config.threads > 1:
             self.executor = ThreadPool(config.threads, config.pending_limit, self.clock, self.resume)
             self.app_wakeup = self.executor.wakeup
@@ -100,7 +109,9 @@ class Worker:
             self.executor = InlineExecutor(self.clock)
             self.app_wakeup = None
         self.services = Services(config, router, self.executor, self.clock,
-                                 RequestEvents(stats_slot, access_log, self.clock))
+                                 RequestEvents(stats_slot, access_log, self.clock),
+                                 real_ip=RealIp(self.trusted, config.real_ip_header) if config.header_real_ip
+                                 else None)
         self.accept = AcceptPolicy(accept_mode(mounts is not None, config.threads), stats_slot, generation)
         self.connections = {}
         self.epoll = None
@@ -115,11 +126,19 @@ class Worker:
         self.idle_timers = TimerQueue("keep-alive", config.keepalive_timeout, Connection.close)
         self.send_timers = TimerQueue("send", config.send_timeout, Connection.close)
         self.linger_timers = TimerQueue("linger", LINGERING_TIMEOUT, Connection.close)
-        self.timer_queues = (self.header_timers, self.idle_timers, self.send_timers, self.linger_timers)
+        self.proxy_header_timers = TimerQueue("PROXY header", config.proxy_protocol_timeout,
+                                              PendingConnection.expire)
+        self.timer_queues = (self.header_timers, self.idle_timers, self.send_timers, self.linger_timers,
+                             self.proxy_header_timers)
 
     @property
     def draining(self):
         return self.services.draining
+
+    def is_ready(self):
+        """Readiness is the instance's: ready until the master begins to stop it (a graceful stop, WINCH). A
+        worker draining after a reload still answers for an instance whose new workers take the work."""
+        return not self.slot.shared.leaving
 
     # ------------------------------------------------------------ the loop
 
@@ -175,6 +194,8 @@ class Worker:
             log.error("master process %d is gone; worker exits", self.master_pid)
             self.alive = False
         self.resume_accepting()
+        if self.limits is not None:
+            self.limits.tick(now, self.connections.values())
         if self.draining and (not self.connections or now >= self.drain_deadline):
             self.alive = False
 
@@ -232,7 +253,7 @@ class Worker:
             if self.is_full():
                 return self.stop_accepting()
             try:
-                transport, address = listener.accept()
+                opened, address = listener.accept()
             except BlockingIOError:
                 if policy.backlog_empty():
                     log.warning("file descriptors available again")
@@ -244,7 +265,10 @@ class Worker:
                     return self.pause_accepting(policy.descriptors_pause_until)
                 continue  # ECONNABORTED and friends: that client is gone, the next may not be
             accepted += 1
-            self.open_connection(transport, address)
+            if listener.proxy_protocol:
+                self.await_proxy_header(opened, address)
+            else:
+                self.open_connection(opened, address)
         if accepted:
             if policy.mode.yields_turn:
                 self.yield_accept_turn(listener)
@@ -260,18 +284,49 @@ class Worker:
         executor = self.executor
         self.slot.heartbeat(len(self.connections), len(self.idle_timers), executor.busy, executor.queued)
 
-    def open_connection(self, transport, address):
+    def open_connection(self, transport, address, peer=None):
+        """Serve HTTP on a new connection from `address` (through `peer`, a balancer, after a PROXY header)."""
         if self.debug:
             log.debug("%s: accepted", format_address(address))
-        conn = Connection(self, transport, Http1Protocol(self.services, address, transport.local_address))
+        conn = Connection(self, transport, Http1Protocol(self.services, address, transport.local_address,
+                                                         peer=peer))
         self.connections[conn.fd] = conn
         self.set_timer(conn, self.header_timers)
         try:
-            conn.on_readable()  # the request often arrives with the connection: answer it right away
+            if self.limits is None or self.limits.connection_opened(conn, address):
+                conn.on_readable()  # the request often arrives with the connection: answer it right away
+            else:
+                conn.refuse(TOO_MANY_CONNECTIONS)
         except Exception:
             self.connection_failed(conn)
         if not conn.closed and not conn.registered:
             self.register(conn)
+
+    def await_proxy_header(self, preamble, address):
+        """A connection whose PROXY header comes first: heard from real_ip_from peers only."""
+        if not self.trusted.allows(address):
+            log.info("%s: PROXY protocol from a peer not in real_ip_from; connection closed",
+                     format_address(address))
+            return preamble.close()
+        conn = PendingConnection(self, preamble, address)
+        self.connections[conn.fd] = conn
+        self.set_timer(conn, self.proxy_header_timers)
+        try:
+            conn.on_readable()  # the header usually arrives with the connection
+        except Exception:
+            self.connection_failed(conn)
+        if self.connections.get(conn.fd) is conn:  # neither closed nor handed over yet
+            conn.registered = True
+            self.epoll.register(conn.fd, EPOLLIN)
+
+    def proxy_header_read(self, pending, header):
+        """The PROXY header is in: the connection goes on as HTTP over its listener's transport, its client
+        the header's source (the balancer itself for a LOCAL or UNKNOWN header, its own connection)."""
+        del self.connections[pending.fd]
+        self.clear_timer(pending)
+        if pending.registered:  # the Connection registers the socket afresh
+            self.epoll.unregister(pending.fd)
+        self.open_connection(pending.preamble.transport(), header.source or pending.address, pending.address)
 
     def pause_accepting(self, until):
         """Leave new clients in the backlog until `until` (the loop wakes up for it: no busy retrying)."""
@@ -349,6 +404,8 @@ class Worker:
             log.debug("%s: closed", format_address(conn.address))
         del self.connections[conn.fd]
         self.clear_timer(conn)
+        if conn.limit is not None:
+            self.limits.connection_closed(conn)
         self.resume_accepting()
 
     # ------------------------------------------------------------ signals and stopping

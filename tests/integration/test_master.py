@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 import requests
 
 from tests.conftest import HTTPD, REPO, START_TIMEOUT, STOP_TIMEOUT, Server, free_port, make_docroot
+from tests.load import Load
 
 EXIT_TIMEOUT = 15.0  # generous: other test suites share the two cores
 FAST_STOP_BOUND = 8.0  # TERM must end everything well within this (the master waits 5 s at most)
@@ -309,53 +309,17 @@ def test_quit_answers_a_request_whose_head_was_partly_read(server):
 
 def test_reload_under_load_loses_no_request(start_server, capsys):
     server = start_server()
-    expected = {path: requests.get(server.url + path).content for path in LOAD_PATHS}
-    stop = threading.Event()
-    tallies = [{"sent": 0, "failed": 0, "non_2xx": 0, "errors": []} for _ in range(LOAD_CLIENTS)]
-
-    def client(number, tally):
-        path = LOAD_PATHS[number % len(LOAD_PATHS)]
-        with requests.Session() as session:
-            while not stop.is_set():
-                tally["sent"] += 1
-                try:
-                    response = session.get(server.url + path, timeout=SOCKET_TIMEOUT)
-                except requests.RequestException as e:
-                    tally["failed"] += 1
-                    tally["errors"].append(repr(e))
-                    continue
-                if not 200 <= response.status_code < 300:
-                    tally["non_2xx"] += 1
-                elif response.content != expected[path]:
-                    tally["failed"] += 1
-                    tally["errors"].append(f"wrong body for {path}")
-
-    def sent():
-        return sum(t["sent"] for t in tallies)
-
-    threads = [threading.Thread(target=client, args=(i, t)) for i, t in enumerate(tallies)]
-    for thread in threads:
-        thread.start()
     generations = [all_workers(server)]
-    try:
+    with Load(server.url, LOAD_PATHS, LOAD_CLIENTS) as load:
         for _ in range(RELOADS):
-            floor = sent() + REQUESTS_BETWEEN_RELOADS
-            wait_for(lambda: sent() >= floor, "load to flow")
+            load.flows(REQUESTS_BETWEEN_RELOADS)
             server.signal(signal.SIGHUP)
             generations.append(wait_for(lambda: workers_replaced(server, generations[-1]), "a new generation"))
-        floor = sent() + REQUESTS_BETWEEN_RELOADS
-        wait_for(lambda: sent() >= floor, "load to flow after the last reload")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(EXIT_TIMEOUT)
-    failed = sum(t["failed"] for t in tallies)
-    non_2xx = sum(t["non_2xx"] for t in tallies)
+        load.flows(REQUESTS_BETWEEN_RELOADS)
     with capsys.disabled():
-        print(f"\nreload under load: {LOAD_CLIENTS} clients, {sent()} requests, {failed} failed, {non_2xx} non-2xx, "
-              f"{len(generations) - 1} reloads")
-    assert [e for t in tallies for e in t["errors"]] == []
-    assert (failed, non_2xx) == (0, 0)
+        print(f"\nreload under load: {load.summary()}, {len(generations) - 1} reloads")
+    assert load.errors == []
+    assert (load.failed, load.non_2xx) == (0, 0)
     assert len({pid for pids in generations for pid in pids}) == 2 * (RELOADS + 1)
 
 

@@ -99,6 +99,20 @@ def test_value_failing_its_check_is_named(write, text, key):
     assert error_of(write(text)).startswith(f"{key}: ")
 
 
+def test_proxy_protocol_without_trusted_peers_is_refused(write):
+    assert error_of(write("proxy_protocol = true\n")).startswith("proxy_protocol: ")
+
+
+def test_the_proxy_protocol_real_ip_header_needs_proxy_protocol(write):
+    text = 'real_ip_from = ["10.0.0.0/8"]\nreal_ip_header = "proxy_protocol"\n'
+    assert error_of(write(text)).startswith("real_ip_header: ")
+
+
+@pytest.mark.parametrize("text", ['real_ip_from = ["10.0.0.300"]\n', 'real_ip_header = "X Forwarded"\n'])
+def test_a_bad_trusted_address_or_header_name_is_named(write, text):
+    assert error_of(write(text)).startswith(text.split()[0] + ": ")
+
+
 def test_bad_flag_value_is_named(tmp_path):
     assert error_of(overrides={"root": str(tmp_path), "backlog": 0}).startswith("backlog: ")
 

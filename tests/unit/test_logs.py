@@ -103,6 +103,17 @@ def test_remote_port_field():
     assert line_of("$remote_addr:$remote_port", peer(("::1", 5555, 0, 0)), exchange()) == "::1:5555\n"
 
 
+def test_realip_remote_addr_is_the_peer_a_client_came_through():
+    buffer = []
+    compile_access_format("$remote_addr $realip_remote_addr", buffer, flush=None)(
+        ("203.0.113.5", 0), 100.0, exchange(), 10, False, ("10.0.0.1", 50000))
+    assert buffer == ["203.0.113.5 10.0.0.1\n"]
+
+
+def test_realip_remote_addr_is_the_client_when_it_came_directly():
+    assert line_of("$remote_addr $realip_remote_addr", peer(), exchange()) == "192.0.2.7 192.0.2.7\n"
+
+
 def test_unix_socket_client_is_named_unix():
     assert line_of("$remote_addr $remote_port", peer(""), exchange()) == "unix -\n"
 

@@ -10,6 +10,7 @@ from oserver.config import Config
 from oserver.http.output import FileSpan, Part, SendFailed
 from oserver.http.protocol import (CLOSING, IDLE, PIPELINE_DEPTH, READING_BODY, READING_HEAD, WAITING_FOR_APP,
                                    Http1Protocol, Services)
+from oserver.http.realip import Networks, RealIp
 from oserver.http.response import Reply
 
 CLIENT = ("192.0.2.1", 40000)
@@ -25,8 +26,10 @@ class Router:
 
     def __init__(self):
         self.app = Route(Mount("/app", "test:app", None, "handler"), "/app", "")
+        self.clients = []  # the client of each request routed
 
     def route(self, request, client):
+        self.clients.append(client)
         return self.app if request.path.startswith("/app") else HELLO
 
 
@@ -54,6 +57,7 @@ class Events:
         self.answered_statuses = []
         self.refused_statuses = []
         self.done = []  # (status, body bytes, aborted)
+        self.clients = []  # (client, peer) of each response
 
     def answered(self, status, path):
         self.answered_statuses.append(status)
@@ -61,8 +65,9 @@ class Events:
     def refused(self, client, error):
         self.refused_statuses.append(error.status)
 
-    def response_done(self, client, response, aborted):
+    def response_done(self, peer, response, aborted):
         self.done.append((response.status, response.body_bytes, aborted))
+        self.clients.append((response.client, peer))
 
 
 class Transport:
@@ -96,8 +101,9 @@ class FakeFile:
         return self.data[offset:offset + count]
 
 
-def protocol(**limits):
-    services = Services(dataclasses.replace(Config(), **limits), Router(), Executor(), Clock(), Events())
+def protocol(real_ip=None, **limits):
+    services = Services(dataclasses.replace(Config(), **limits), Router(), Executor(), Clock(), Events(),
+                        real_ip=real_ip)
     return Http1Protocol(services, CLIENT, lambda: ("127.0.0.1", 8080))
 
 
@@ -323,3 +329,36 @@ def test_a_reply_for_a_connection_closed_meanwhile_is_dropped_and_closed():
 
     proto.services.executor.answer(Reply(200, b"", parts=(Body(),)))
     assert proto.out == [] and Body.closed
+
+
+# ---------------------------------------------------------------- the client of each request
+
+TRUSTING_THE_PEER = RealIp(Networks([CLIENT[0]]), "X-Forwarded-For")
+
+
+def test_each_request_has_the_client_its_trusted_proxy_names():
+    proto = protocol(real_ip=TRUSTING_THE_PEER)
+    feed(proto, get("/a", b"X-Forwarded-For: 203.0.113.1\r\n") + get("/b", b"X-Forwarded-For: 203.0.113.2\r\n"))
+    responses(proto)
+    assert proto.services.router.clients == [("203.0.113.1", 0), ("203.0.113.2", 0)]
+    assert proto.services.events.clients == [(("203.0.113.1", 0), CLIENT), (("203.0.113.2", 0), CLIENT)]
+
+
+def test_mounted_code_is_called_for_the_client_the_proxy_names():
+    proto = protocol(real_ip=TRUSTING_THE_PEER)
+    feed(proto, get("/app", b"X-Forwarded-For: 203.0.113.1\r\n"))
+    assert proto.services.executor.calls[0][0].client == ("203.0.113.1", 0)
+
+
+def test_without_real_ip_the_connections_client_is_every_requests():
+    proto = protocol()
+    feed(proto, get("/a", b"X-Forwarded-For: 203.0.113.1\r\n"))
+    responses(proto)
+    assert proto.services.router.clients == [CLIENT] and proto.services.events.clients == [(CLIENT, CLIENT)]
+
+
+def test_a_refused_request_is_the_connections_clients():
+    proto = protocol(real_ip=TRUSTING_THE_PEER)
+    feed(proto, b"GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.1\r\nBad Header\r\n\r\n")
+    responses(proto)
+    assert proto.services.events.clients == [(CLIENT, CLIENT)]

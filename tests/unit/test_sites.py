@@ -136,7 +136,7 @@ def calls_the_files_directly(table):
 
 def test_one_plain_site_is_the_routers_fast_path(sites):
     table = sites('root = "www"\n')
-    router = Router(build_config(overrides={"root": table.default.static.root}), table, None, None)
+    router = Router(build_config(overrides={"root": table.default.static.root}), table, None, None, ready=None)
     assert calls_the_files_directly(table) and router.site_respond == table.default.static.respond
 
 

@@ -6,8 +6,7 @@ import pytest
 
 from oserver.http.parser import parse_request_head
 from oserver.process.stats import PATH_BYTES, PENDING_PATHS_MAX, TOP_PATHS, SharedStats
-from oserver.status import (client_allowed, parse_networks, render_json, render_prometheus, requested_format,
-                            status_document)
+from oserver.status import ready_reply, render_json, render_prometheus, requested_format, status_document
 
 
 @pytest.fixture
@@ -158,31 +157,6 @@ def test_prometheus_label_values_are_escaped(stats):
     assert 'oserver_path_hits_total{path="/a\\"b\\\\c"} 1' in text.splitlines()
 
 
-def test_listed_address_is_allowed():
-    assert client_allowed(("127.0.0.1", 5000), parse_networks(["127.0.0.1"]))
-
-
-def test_address_inside_a_listed_network_is_allowed():
-    assert client_allowed(("10.1.2.3", 5000), parse_networks(["10.0.0.0/8"]))
-
-
-def test_unlisted_address_is_refused():
-    assert not client_allowed(("192.0.2.1", 5000), parse_networks(["127.0.0.1", "::1"]))
-
-
-def test_ipv4_mapped_ipv6_client_matches_its_ipv4_entry():
-    assert client_allowed(("::ffff:127.0.0.1", 5000, 0, 0), parse_networks(["127.0.0.1"]))
-
-
-def test_unix_socket_client_is_refused():
-    assert not client_allowed("", parse_networks(["127.0.0.1"]))
-
-
-def test_invalid_network_is_a_value_error():
-    with pytest.raises(ValueError):
-        parse_networks(["not-an-address"])
-
-
 def test_json_is_the_default_format():
     assert requested_format(request(accept="*/*")) == "json"
 
@@ -201,3 +175,26 @@ def test_accept_naming_json_keeps_json():
 
 def test_unknown_format_query_is_none():
     assert requested_format(request("/status?format=xml")) is None
+
+
+# ---------------------------------------------------------------- readiness
+
+def test_readiness_is_200_while_the_instance_takes_new_work():
+    reply = ready_reply(request("/readyz"), True)
+    assert reply.status == 200 and b"Cache-Control: no-store" in reply.fields
+
+
+def test_readiness_is_503_once_it_stops_taking_new_work():
+    assert ready_reply(request("/readyz"), False).status == 503
+
+
+def test_readiness_refuses_other_methods():
+    post = parse_request_head(b"POST /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 0")
+    assert ready_reply(post, True).status == 405
+
+
+def test_the_leaving_flag_is_shared_and_starts_clear():
+    stats = SharedStats(1)
+    assert not stats.leaving
+    stats.leaving = True
+    assert stats.slots[0].shared.leaving
