@@ -1,14 +1,16 @@
 """Listeners: bind a listening socket, and accept a connection with the transport its listener speaks.
 
 The master binds (or inherits, from systemd or an upgrade) the sockets; each worker wraps them in Listeners.
-A listener chooses the transport of its connections: plain TCP today, TLS or a PROXY preamble later.
+A listener chooses the transport of its connections: plain TCP, or TLS with the master's contexts (a PROXY
+preamble later).
 """
 
+import functools
 import socket
 from dataclasses import dataclass
 
 from oserver.config import ConfigError
-from oserver.net.transport import TcpTransport
+from oserver.net.transport import TcpTransport, TlsTransport
 
 
 def format_address(address):
@@ -34,7 +36,7 @@ class Listener:
     """A listening socket and the transport its connections get."""
 
     sock: socket.socket
-    make_transport: type = TcpTransport
+    make_transport: object = TcpTransport  # make_transport(connected socket) -> its transport
 
     def fileno(self):
         return self.sock.fileno()
@@ -47,3 +49,10 @@ class Listener:
 
     def close(self):
         self.sock.close()
+
+
+def make_listener(sock, tls=None):
+    """A Listener on `sock`: TLS with `tls` (the master's TlsContexts), else plain TCP."""
+    if tls is None:
+        return Listener(sock)
+    return Listener(sock, functools.partial(TlsTransport, contexts=tls))

@@ -1,8 +1,9 @@
 """One client connection in a worker's loop: its transport, its protocol, its timer and epoll interest.
 
-Moves bytes between the two (the transport reads and writes, the protocol decides), tells the loop which
-timer applies (from the protocol's state), and closes: at once, or lingering (the write side shut, what the
-client still sends read and dropped) after a refusal, so that the client reads the answer.
+Runs the transport's handshake first (TLS), under the header timer; then moves bytes between the two (the
+transport reads and writes, the protocol decides), tells the loop which timer applies (from the protocol's
+state), and closes: at once, or lingering (the write side shut, what the client still sends read and dropped)
+after a refusal, so that the client reads the answer.
 """
 
 import logging
@@ -10,8 +11,10 @@ import select
 
 from oserver.apps.executors import AppPending
 from oserver.http.output import SendFailed
+from oserver.http.parser import HttpError
 from oserver.http.protocol import CLOSING, WAITING_FOR_APP
 from oserver.http.response import error_reply, response_head
+from oserver.net.transport import PlainHttpOnTlsPort
 
 RECV_SIZE = 65536
 EPOLLIN = select.EPOLLIN
@@ -23,7 +26,7 @@ log = logging.getLogger("oserver.worker")
 
 class Connection:
     __slots__ = ("loop", "transport", "protocol", "fd", "timer", "watching", "registered", "closed",
-                 "linger_until")
+                 "linger_until", "handshaking")
 
     def __init__(self, loop, transport, protocol):
         self.loop = loop
@@ -38,6 +41,7 @@ class Connection:
         self.registered = False  # known to the loop's epoll
         self.closed = False
         self.linger_until = 0.0  # while lingering: when to close whatever the client does
+        self.handshaking = transport.handshakes  # no HTTP byte until the transport's handshake is done
 
     @property
     def address(self):
@@ -48,6 +52,8 @@ class Connection:
     def on_readable(self):
         if self.linger_until:
             return self.discard_input()
+        if self.handshaking:
+            return self.handshake()
         try:
             data = self.transport.recv(RECV_SIZE)
         except BlockingIOError:
@@ -60,6 +66,38 @@ class Connection:
         self.process()
 
     def on_writable(self):
+        if self.handshaking:
+            return self.handshake()
+        self.process()
+
+    def handshake(self):
+        """Advance the transport's handshake; once done, the connection reads its first request."""
+        events = self.protocol.services.events
+        try:
+            waiting_for = self.transport.handshake()
+        except PlainHttpOnTlsPort:
+            return self.refuse_plain_http()
+        except OSError as e:
+            events.handshake_failed(self.address, e)
+            return self.close()
+        if waiting_for:
+            return self.watch(waiting_for)
+        self.handshaking = False
+        session = self.protocol.tls = self.transport.session
+        events.handshake_done(session)
+        self.watch(EPOLLIN)
+        self.on_readable()  # the first request often follows the handshake at once
+
+    def refuse_plain_http(self):
+        """Plain HTTP sent to the TLS port: answered in plain HTTP, 400, and closed (nginx's 497 case)."""
+        self.handshaking = False
+        self.transport = self.transport.plain()
+        self.protocol.services.events.handshake_failed(self.address, "plain HTTP sent to the TLS port")
+        try:
+            received = self.transport.recv(RECV_SIZE)
+        except OSError:
+            received = b""
+        self.protocol.refuse(HttpError(400, "plain HTTP request sent to the HTTPS port"), received)
         self.process()
 
     def process(self):
@@ -104,7 +142,11 @@ class Connection:
     # ------------------------------------------------------------ timers and closing
 
     def expire_head(self):
-        """header_timeout: the request head or body did not arrive in time: 408, then close."""
+        """header_timeout: the request head or body did not arrive in time: 408, then close. A handshake not
+        done by then is closed without an answer."""
+        if self.handshaking:
+            self.protocol.services.events.handshake_failed(self.address, "handshake timed out")
+            return self.close()
         self.protocol.timeout()
         if self.flush():
             self.finish()
@@ -133,7 +175,7 @@ class Connection:
         """A bug surfaced while handling this connection: answer 500 if nothing was sent yet, then close."""
         if self.closed:
             return
-        if not self.protocol.response_started():
+        if not self.handshaking and not self.protocol.response_started():
             self.protocol.abort()
             try:
                 self.transport.send(INTERNAL_ERROR)

@@ -2,7 +2,7 @@
 
 A header written only by the master (its start time, the totals and top paths of retired workers), then a
 slot per worker written only by that worker: identity, heartbeat, connections, requests, bytes, responses
-by status class and its most requested paths (space-saving counts in a fixed table). Readers never lock:
+by status class, TLS handshakes (full, resumed, failed) and its most requested paths (space-saving counts in a fixed table). Readers never lock:
 updates of several fields that must be seen whole are framed by a version counter (a seqlock).
 """
 
@@ -20,8 +20,11 @@ HITS = struct.Struct("=Q")
 ENTRY_WORDS = ENTRY.size // HITS.size
 TABLE_BYTES = TOP_PATHS * ENTRY.size
 VERSION = struct.Struct("=Q")  # seqlock: odd while an update is being written
-COUNTERS = struct.Struct("=5QQ")  # responses 1xx..5xx (their sum is the requests), bytes sent
+# responses 1xx..5xx (their sum is the requests), bytes sent, TLS handshakes full / resumed / failed
+COUNTERS = struct.Struct("=5QQ3Q")
 BYTES_WORD = 5
+HANDSHAKE_FULL, HANDSHAKE_RESUMED, HANDSHAKE_FAILED = 6, 7, 8  # their words
+HANDSHAKE_RESULTS = ("full", "resumed", "failed")
 READ_DEADLINE = 0.05  # seconds a reader retries a read that overlapped an update before taking it as it is
 
 # Header: version, master start time (unix), counters of retired workers, their merged top paths.
@@ -147,7 +150,8 @@ class TopPaths:
 
 class WorkerSlot:
     """One worker's region of the shared stats: written by that worker, read by anyone. The counters are
-    kept in a list and each new value is stored through a memoryview of 8-byte words: [1xx..5xx, bytes]."""
+    kept in a list and each new value is stored through a memoryview of 8-byte words: [1xx..5xx, bytes,
+    handshakes full, resumed, failed]."""
 
     __slots__ = ("shared", "region", "offset", "words", "counts", "top")
 
@@ -197,6 +201,12 @@ class WorkerSlot:
         counts[BYTES_WORD] = n
         self.words[BYTES_WORD] = n
 
+    def count_handshake(self, word):
+        """A TLS handshake ended: HANDSHAKE_FULL, HANDSHAKE_RESUMED or HANDSHAKE_FAILED."""
+        n = self.counts[word] + 1
+        self.counts[word] = n
+        self.words[word] = n
+
     def snapshot(self):
         """The shared stats as this worker's status page shows them: its own latest paths included."""
         self.top.publish()
@@ -223,15 +233,22 @@ class WorkerSlot:
 
 
 def counters_dict(values):
-    *classes, nbytes = values
-    return {"requests": sum(classes), "bytes_sent": nbytes, "responses": dict(zip(STATUS_CLASSES, classes))}
+    classes, nbytes, handshakes = values[:BYTES_WORD], values[BYTES_WORD], values[HANDSHAKE_FULL:]
+    return {"requests": sum(classes), "bytes_sent": nbytes, "responses": dict(zip(STATUS_CLASSES, classes)),
+            "tls_handshakes": dict(zip(HANDSHAKE_RESULTS, handshakes))}
+
+
+def counter_values(counters):
+    """The COUNTERS words of a counters_dict."""
+    return (*counters["responses"].values(), counters["bytes_sent"], *counters["tls_handshakes"].values())
 
 
 def add_counters(total, more):
     total["requests"] += more["requests"]
     total["bytes_sent"] += more["bytes_sent"]
-    for name, n in more["responses"].items():
-        total["responses"][name] += n
+    for group in ("responses", "tls_handshakes"):
+        for name, n in more[group].items():
+            total[group][name] += n
 
 
 class SharedStats:
@@ -254,7 +271,7 @@ class SharedStats:
         def fold():
             totals = counters_dict(COUNTERS.unpack_from(region, RETIRED_OFFSET))
             add_counters(totals, slot.read_counters())
-            COUNTERS.pack_into(region, RETIRED_OFFSET, *totals["responses"].values(), totals["bytes_sent"])
+            COUNTERS.pack_into(region, RETIRED_OFFSET, *counter_values(totals))
             paths = merge_counts(read_table(region, HEADER_TABLE_OFFSET), slot.read_top())
             write_table(region, HEADER_TABLE_OFFSET, paths)
             region[slot.offset:slot.offset + SLOT_BYTES] = bytes(SLOT_BYTES)
@@ -271,7 +288,7 @@ class SharedStats:
         workers = []
         for slot in self.slots:
             data = slot.read()
-            if data["requests"]:  # a worker that has exited counts until the master retires its slot
+            if any(counter_values(data)):  # a worker that has exited counts until the master retires its slot
                 add_counters(totals, data)
                 merge_counts(paths, slot.read_top())
             if data["pid"]:

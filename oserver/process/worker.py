@@ -19,8 +19,9 @@ from oserver.apps.executors import InlineExecutor, ThreadPool
 from oserver.apps.mounts import MountError, load_mounts
 from oserver.files.static import StaticFiles
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
+from oserver.http.response import hsts_field
 from oserver.logs import AccessLog, reopen_error_log
-from oserver.net.listeners import Listener, format_address
+from oserver.net.listeners import format_address
 from oserver.process.accept import EXCLUSIVE_BATCHES, ONE_AT_A_TIME, AcceptPolicy
 from oserver.process.accounting import RequestEvents
 from oserver.process.connection import Connection
@@ -81,9 +82,9 @@ def set_parent_death_signal(signum):
 
 
 class Worker:
-    def __init__(self, config, listen_sockets, stats_slot, generation, access_log):
+    def __init__(self, config, listeners, stats_slot, generation, access_log):
         self.config = config
-        self.listeners = {sock.fileno(): Listener(sock) for sock in listen_sockets}
+        self.listeners = {listener.fileno(): listener for listener in listeners}
         self.slot = stats_slot
         self.generation = generation
         self.logs = access_log
@@ -98,7 +99,8 @@ class Worker:
             self.executor = InlineExecutor(self.clock)
             self.app_wakeup = None
         self.services = Services(config, router, self.executor, self.clock,
-                                 RequestEvents(stats_slot, access_log, self.clock))
+                                 RequestEvents(stats_slot, access_log, self.clock),
+                                 tls_fields=hsts_field(config.hsts_max_age))
         self.accept = AcceptPolicy(EXCLUSIVE_BATCHES if mounts is None else ONE_AT_A_TIME, stats_slot, generation)
         self.connections = {}
         self.epoll = None

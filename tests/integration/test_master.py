@@ -307,9 +307,11 @@ def test_quit_answers_a_request_whose_head_was_partly_read(server):
 
 # ---------------------------------------------------------------- HUP: reload
 
-def test_reload_under_load_loses_no_request(start_server, capsys):
-    server = start_server()
-    expected = {path: requests.get(server.url + path).content for path in LOAD_PATHS}
+def reload_under_load(server, url, verify=True):
+    """LOAD_CLIENTS keep-alive clients asking `url` (the server's plain or TLS address; `verify` is requests')
+    for LOAD_PATHS through RELOADS reloads: what they saw (requests sent, failed, non-2xx, errors) and the
+    worker pids of each generation."""
+    expected = {path: requests.get(url + path, verify=verify).content for path in LOAD_PATHS}
     stop = threading.Event()
     tallies = [{"sent": 0, "failed": 0, "non_2xx": 0, "errors": []} for _ in range(LOAD_CLIENTS)]
 
@@ -318,8 +320,8 @@ def test_reload_under_load_loses_no_request(start_server, capsys):
         with requests.Session() as session:
             while not stop.is_set():
                 tally["sent"] += 1
-                try:
-                    response = session.get(server.url + path, timeout=SOCKET_TIMEOUT)
+                try:  # verify per request: a session's own is overridden by $REQUESTS_CA_BUNDLE
+                    response = session.get(url + path, timeout=SOCKET_TIMEOUT, verify=verify)
                 except requests.RequestException as e:
                     tally["failed"] += 1
                     tally["errors"].append(repr(e))
@@ -349,14 +351,23 @@ def test_reload_under_load_loses_no_request(start_server, capsys):
         stop.set()
         for thread in threads:
             thread.join(EXIT_TIMEOUT)
-    failed = sum(t["failed"] for t in tallies)
-    non_2xx = sum(t["non_2xx"] for t in tallies)
+    return {"sent": sent(), "failed": sum(t["failed"] for t in tallies),
+            "non_2xx": sum(t["non_2xx"] for t in tallies), "errors": [e for t in tallies for e in t["errors"]],
+            "generations": generations}
+
+
+def assert_no_request_lost(load, capsys, what="reload under load"):
     with capsys.disabled():
-        print(f"\nreload under load: {LOAD_CLIENTS} clients, {sent()} requests, {failed} failed, {non_2xx} non-2xx, "
-              f"{len(generations) - 1} reloads")
-    assert [e for t in tallies for e in t["errors"]] == []
-    assert (failed, non_2xx) == (0, 0)
-    assert len({pid for pids in generations for pid in pids}) == 2 * (RELOADS + 1)
+        print(f"\n{what}: {LOAD_CLIENTS} clients, {load['sent']} requests, {load['failed']} failed, "
+              f"{load['non_2xx']} non-2xx, {len(load['generations']) - 1} reloads")
+    assert load["errors"] == []
+    assert (load["failed"], load["non_2xx"]) == (0, 0)
+    assert len({pid for pids in load["generations"] for pid in pids}) == 2 * (RELOADS + 1)
+
+
+def test_reload_under_load_loses_no_request(start_server, capsys):
+    server = start_server()
+    assert_no_request_lost(reload_under_load(server, server.url), capsys)
 
 
 def test_reload_with_a_new_index_name_takes_effect(start_server, docroot, config_file):

@@ -68,3 +68,14 @@ def test_relative_paths_in_flags_stay_relative_to_the_current_directory(site, mo
 def test_shipped_mounts_example_loads_from_any_directory(site):
     config = build_config(os.path.join(CONF, "examples", "mounts.toml"))
     assert (config.root, config.python_path) == (os.path.join(REPO, "httptest"), (os.path.join(CONF, "examples"),))
+
+
+def test_relative_tls_files_are_taken_from_the_files_directory(site):
+    config = config_from(site, 'root = "../www"\ntls_port = 8443\ntls_certificate = "tls/cert.pem"\n'
+                               'tls_certificate_key = "/etc/key.pem"\n'
+                               '[[tls_sni]]\nserver_names = ["a.test"]\ncertificate = "a.pem"\n'
+                               'certificate_key = "../a.key"\n')
+    assert (config.tls_certificate, config.tls_certificate_key) == (str(site / "conf" / "tls" / "cert.pem"),
+                                                                   "/etc/key.pem")
+    assert (config.tls_sni[0].certificate, config.tls_sni[0].certificate_key) == (str(site / "conf" / "a.pem"),
+                                                                                   str(site / "a.key"))
