@@ -1,19 +1,20 @@
 #!/bin/sh
-# Installs the load tools `make bench` needs (nginx, wrk, ab) when any is missing.
+# Installs the tools `make bench` and `make testssl` need (nginx, wrk, ab, testssl.sh) when any is missing.
 # Uses apt-get (Debian/Ubuntu) as root or through sudo; otherwise says what to install and fails.
 set -eu
 
-PACKAGES="nginx-light wrk apache2-utils"
+PACKAGES="nginx-light wrk apache2-utils testssl.sh"
 
 missing=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v ab >/dev/null 2>&1 || missing="$missing ab"
+command -v testssl >/dev/null 2>&1 || missing="$missing testssl"
 [ -z "$missing" ] && exit 0
 
 echo "bench: missing tools:$missing; installing $PACKAGES"
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "bench: no apt-get here; install nginx, wrk and ab (apache2-utils) with your package manager" >&2
+    echo "bench: no apt-get here; install nginx, wrk, ab (apache2-utils) and testssl.sh with your package manager" >&2
     exit 1
 fi
 if [ "$(id -u)" -eq 0 ]; then

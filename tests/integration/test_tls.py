@@ -17,15 +17,17 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
 import requests
 
 from tests.certificates import TestCertificates
-from tests.conftest import REPO, free_port
-from tests.integration.test_master import (all_workers, assert_no_request_lost, nobody, public_docroot,  # noqa: F401
-                                           public_tmp, reload_under_load, run_httpd, wait_for, workers_replaced)
+from tests.conftest import HTTPD, REPO, free_port
+from tests.integration.test_master import (all_workers, assert_no_request_lost, launched, nobody,  # noqa: F401
+                                           public_docroot, public_tmp, reload_under_load, run_httpd, wait_for,
+                                           workers_replaced)
 
 INDEX_PATH = "/httptest/dir2/"
 INDEX_BODY = b"<html>Directory index file</html>\n"
@@ -46,6 +48,16 @@ MAX_RESUME_TRIES = 60
 ACCESS_FORMAT = "$pid $scheme $ssl_protocol $ssl_cipher $ssl_session_reused $status \"$request\""
 EXPIRING_DAYS = 5
 MOUNTAPPS = os.path.join(REPO, "tests", "mountapps")
+# Socket activation as systemd does it with FileDescriptorName=: fd 3 plain ("http"), fd 4 TLS ("https").
+TLS_LAUNCHER = """
+import os, socket, sys
+sockets = [socket.create_server(("127.0.0.1", int(port))) for port in sys.argv[1:3]]  # fds 3 and 4
+for fd, sock in zip((3, 4), sockets):
+    os.dup2(sock.fileno(), fd)  # a no-op when it already is that fd
+    os.set_inheritable(fd, True)
+os.environ.update(LISTEN_FDS="2", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="http:https")
+os.execv(sys.executable, [sys.executable, *sys.argv[3:]])
+"""
 
 
 # ---------------------------------------------------------------- certificates and servers
@@ -565,3 +577,14 @@ def test_a_key_readable_by_root_only_serves_unprivileged_workers(start_tls, cert
     os.chmod(key, 0o400)
     server = start_tls("--user", "nobody", key=key, root=public_docroot)
     assert requests.get(server.tls_url + INDEX_PATH, verify=certs.ca_path).content == INDEX_BODY
+
+
+def test_a_socket_systemd_names_https_speaks_tls(certs, docroot, tmp_path):
+    plain, tls = free_port(), free_port()
+    argv = [sys.executable, "-c", TLS_LAUNCHER, str(plain), str(tls), HTTPD, "-r", docroot, "-w", "2",
+            "--tls-certificate", certs.cert, "--tls-certificate-key", certs.key]
+    with launched(argv, plain, tmp_path / "server.log") as server:
+        response = requests.get(f"https://localhost:{tls}{INDEX_PATH}", verify=certs.ca_path, timeout=SOCKET_TIMEOUT)
+        assert response.content == INDEX_BODY
+        assert requests.get(server.url + INDEX_PATH).content == INDEX_BODY
+        assert f"127.0.0.1:{tls} (TLS)" in server.log_text()

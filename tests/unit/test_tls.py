@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from oserver.config import ConfigError, SniCertificate, build_config
-from oserver.net.tls import TlsContexts, certificate_not_after, load_tls
+from oserver.net.tls import OP_PRIORITIZE_CHACHA, TlsContexts, certificate_not_after, load_tls
 from oserver.net.transport import EPOLLIN, EPOLLOUT, FILE_CHUNK, PlainHttpOnTlsPort, TlsTransport
 from tests.certificates import TestCertificates
 
@@ -80,11 +80,11 @@ def test_sni_chooses_exact_names_then_a_wildcard_one_label_down(contexts, files,
     assert owner.context is expected
 
 
-def test_contexts_offer_tls_1_2_and_1_3_without_renegotiation_or_server_cipher_order(contexts):
+def test_contexts_offer_tls_1_2_and_1_3_in_server_order_without_renegotiation(contexts):
     context = contexts.default
     assert (context.minimum_version, context.maximum_version) == (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
     assert context.options & ssl.OP_NO_RENEGOTIATION and context.options & ssl.OP_NO_COMPRESSION
-    assert not context.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    assert context.options & ssl.OP_CIPHER_SERVER_PREFERENCE and context.options & OP_PRIORITIZE_CHACHA
     assert {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"} == {
         "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
         "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305"}
