@@ -31,6 +31,7 @@ class SocketTransport:
 
     __slots__ = ("sock", "fd")
     handshakes = False  # TLS (or a preamble) must run handshake() before any HTTP byte
+    session = None  # what the handshake found out: a TlsSession, or None without TLS
 
     def local_address(self):
         """(host, port) the client connected to."""
@@ -59,7 +60,6 @@ class TcpTransport(SocketTransport):
     """A connected, non-blocking TCP (or Unix) stream socket."""
 
     __slots__ = ("recv", "send")
-    session = None  # no TLS
 
     def __init__(self, sock):
         self.sock = sock

@@ -83,8 +83,10 @@ class Connection:
         if waiting_for:
             return self.watch(waiting_for)
         self.handshaking = False
-        session = self.protocol.tls = self.transport.session
-        events.handshake_done(session)
+        session = self.transport.session
+        if session is not None:
+            self.protocol.tls = session
+            events.handshake_done(session)
         self.watch(EPOLLIN)
         self.on_readable()  # the first request often follows the handshake at once
 
