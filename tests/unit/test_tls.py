@@ -1,10 +1,12 @@
-"""TLS pieces (issue 15) without a server: the contexts (certificates, SNI choice, load errors, expiry), and the
-TLS transport on a loopback connection against a real OpenSSL client: the non-blocking handshake, plain HTTP detected,
-sends that fill the socket and resume with the same bytes, files sent in chunks byte-exact, close_notify."""
+"""TLS pieces (issue 15) without a server: the contexts (certificates, SNI choice, load errors, expiry), the
+TLS transport on a loopback connection against a real OpenSSL client (the non-blocking handshake, plain HTTP
+detected, sends that fill the socket and resume with the same bytes, files sent in chunks byte-exact,
+close_notify), and the router's redirect of plain HTTP to HTTPS."""
 
 import datetime
 import hashlib
 import os
+import re
 import select
 import socket
 import ssl
@@ -14,8 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from oserver.config import ConfigError, SniCertificate, build_config
+from oserver.http.parser import parse_request_head
 from oserver.net.tls import OP_PRIORITIZE_CHACHA, TlsContexts, certificate_not_after, load_tls
 from oserver.net.transport import EPOLLIN, EPOLLOUT, FILE_CHUNK, PlainHttpOnTlsPort, TlsTransport
+from oserver.router import Router, https_redirect
 from tests.certificates import TestCertificates
 
 TIMEOUT = 10.0
@@ -278,3 +282,47 @@ def test_close_sends_close_notify(pair):
     client = pair.handshake()
     pair.transport.close()
     assert client.recv(100) == b""  # a clean end, not a ragged EOF (which raises)
+
+
+# ---------------------------------------------------------------- the redirect to HTTPS (router.py)
+
+def redirect_of(head, port=8443):
+    reply = https_redirect(parse_request_head(head), port)
+    location = re.search(rb"Location: (\S+)\r\n", reply.fields)
+    return reply.status, location and location[1].decode()
+
+
+@pytest.mark.parametrize("head, port, location", [
+    (b"GET /a/b?x=1&y HTTP/1.1\r\nHost: example.com:8080", 8443, "https://example.com:8443/a/b?x=1&y"),
+    (b"GET /a HTTP/1.1\r\nHost: example.com", 443, "https://example.com/a"),
+    (b"GET /a HTTP/1.1\r\nHost: [::1]:8080", 8443, "https://[::1]:8443/a"),
+    (b"GET http://example.com/p?q HTTP/1.1\r\nHost: example.com", 443, "https://example.com/p?q"),
+    (b"HEAD /%20x HTTP/1.0\r\nHost: example.com", 443, "https://example.com/%20x"),
+])
+def test_a_plain_request_is_sent_to_the_same_url_on_the_tls_port(head, port, location):
+    assert redirect_of(head, port) == (301, location)
+
+
+def test_a_redirect_needs_a_host_to_name():
+    assert redirect_of(b"GET /a HTTP/1.0") == (400, None)
+
+
+def test_the_router_redirects_plain_requests_only_and_keeps_status_and_health_plain(files):
+    config = files.config(redirect_to_https=True, status_path="/status")
+    router = Router(config, static_files=None, status_page=Answering("status"), mounts=None)
+    request = parse_request_head(b"GET /page HTTP/1.1\r\nHost: h")
+    assert router.route(request, ("127.0.0.1", 1), secure=False).status == 301
+    assert router.route(parse_request_head(b"GET /status HTTP/1.1\r\nHost: h"), ("127.0.0.1", 1)) == "status"
+    assert router.route(parse_request_head(b"GET /healthz HTTP/1.1\r\nHost: h"), ("127.0.0.1", 1)).status == 200
+    router.static = Answering("file")
+    assert router.route(request, ("127.0.0.1", 1), secure=True) == "file"
+
+
+class Answering:
+    """A responder standing in for the status page or the static files: answers `answer`."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def respond(self, *args):
+        return self.answer
