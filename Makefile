@@ -10,7 +10,7 @@ STATUS_PATH := /server-status
 BENCH_VENV := bench/.venv
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: run test test-tools unit integration bench bench-ab-full bench-profile bench-mounts bench-apps scale install clean
+.PHONY: run test test-tools unit integration bench bench-ab-full bench-tls bench-profile bench-mounts bench-apps testssl scale install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,8 @@ $(BENCH_VENV)/.installed: bench/requirements.txt
 
 # OServer vs nginx and the Python servers (issue 7): writes bench/results.md and bench/results.png.
 # BENCH_QUICK=1 makes a one-round development run; bench-ab-full runs the issue's exact ab -n 50000 commands;
-# bench-profile prints where one worker's time goes (cProfile); BENCH_OSERVER_DIR=DIR benchmarks another checkout.
+# bench-profile prints where one worker's time goes (cProfile); BENCH_OSERVER_DIR=DIR benchmarks another checkout;
+# bench-tls runs the TLS table alone and writes bench/tls.md.
 bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 	sh bench/install.sh
 	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.run
@@ -55,9 +56,19 @@ bench-ab-full: $(VENV)/.installed $(BENCH_VENV)/.installed
 	sh bench/install.sh
 	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.run --ab-full
 
+bench-tls: $(VENV)/.installed $(BENCH_VENV)/.installed
+	sh bench/install.sh
+	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.run --tls-only
+
 bench-profile: $(VENV)/.installed $(BENCH_VENV)/.installed
 	sh bench/install.sh
 	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.profiling
+
+# testssl.sh (Debian's package, installed by bench/install.sh) against a TLS port: writes bench/testssl.md, fails on
+# a finding rated HIGH or CRITICAL (about 3 minutes).
+testssl: $(VENV)/.installed $(BENCH_VENV)/.installed
+	sh bench/install.sh
+	OSERVER_PYTHON=$(PY) $(BENCH_PY) -m bench.testssl
 
 # CPU-bound vs I/O-bound mounted handlers (conf/examples) at 1, 2 and 4 workers: writes bench/mounts.md.
 bench-mounts: $(VENV)/.installed

@@ -37,8 +37,9 @@ def wrk_command(url, connections, duration_s):
     return ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s}s", "--latency", url]
 
 
-def ab_command(url, requests, concurrency):
-    return ["ab", "-n", str(requests), "-c", str(concurrency), "-r", url]
+def ab_command(url, requests, concurrency, protocol=None):
+    """ab's command line; `protocol` (e.g. "TLS1.3") is the TLS version of its https:// connections (-f)."""
+    return ["ab", "-n", str(requests), "-c", str(concurrency), "-r", *(["-f", protocol] if protocol else []), url]
 
 
 # ------------------------------------------------------------------ parsing
@@ -99,5 +100,5 @@ def run_wrk(url, connections, duration_s):
     return run_tool(wrk_command(url, connections, duration_s), parse_wrk, duration_s + TOOL_GRACE)
 
 
-def run_ab(url, requests, concurrency, timeout_s):
-    return run_tool(ab_command(url, requests, concurrency), parse_ab, timeout_s)
+def run_ab(url, requests, concurrency, timeout_s, protocol=None):
+    return run_tool(ab_command(url, requests, concurrency, protocol), parse_ab, timeout_s)

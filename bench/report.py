@@ -15,10 +15,11 @@ import subprocess
 from dataclasses import dataclass
 
 from bench.servers import BASELINE, OSERVER
-from bench.workloads import (AB_WORKLOADS, BASELINE_LOSS, CONCURRENCY, CPU_GOAL, ISSUE_AB_REQUESTS, P99_GOAL,
-                             SMALL_KEEPALIVE, WORKLOADS, Settings)
+from bench.workloads import (AB_WORKLOADS, BASELINE_LOSS, CONCURRENCY, ISSUE_AB_REQUESTS, P99_GOAL, SMALL_KEEPALIVE,
+                             TLS_HANDSHAKE_CONCURRENCY, TLS_WORKLOADS, WORKLOADS, Settings)
 
 PORT_PLACEHOLDER = "http://127.0.0.1:PORT"
+TLS_PORT_PLACEHOLDER = "https://127.0.0.1:PORT"
 SERVER_COLOURS = {OSERVER: "#1f77b4", BASELINE: "#aec7e8", "nginx": "#2ca02c", "http.server": "#ff7f0e",
                   "gunicorn": "#9467bd"}
 METRIC_UNITS = {"requests_per_s": "requests/s", "bytes_per_s": "MB/s"}
@@ -130,9 +131,11 @@ class GoalRow:
     has_cpu: bool = False
 
 
-def goal_rows(table):
-    """A GoalRow per workload (issue 7's throughput goals, issue 13's CPU goal), then the p99 latency goal."""
-    return [workload_row(table, w) for w in WORKLOADS] + [p99_row(table)]
+def goal_rows(table, workloads=WORKLOADS):
+    """A GoalRow per workload (its throughput goal, its CPU goal), then, for the plain HTTP workloads, the p99
+    latency goal."""
+    rows = [workload_row(table, w) for w in workloads]
+    return rows + [p99_row(table)] if SMALL_KEEPALIVE in workloads else rows
 
 
 def workload_row(table, w):
@@ -142,7 +145,7 @@ def workload_row(table, w):
         goal, met = f">= {w.goal}", at_least(r, w.goal)
     if w.key == "large-close":
         goal, met = goal + ", 0 failed", met and failures(table[w.key].get(OSERVER, [])) == 0
-    return GoalRow(w.title, METRIC_UNITS[w.metric], w.metric, w.key, r, goal, met, cpu, at_most(cpu, CPU_GOAL),
+    return GoalRow(w.title, METRIC_UNITS[w.metric], w.metric, w.key, r, goal, met, cpu, at_most(cpu, w.cpu_goal),
                    has_cpu=True)
 
 
@@ -188,11 +191,12 @@ def table_line(cells):
     return "| " + " | ".join(cells) + " |"
 
 
-def goals_table(table):
+def goals_table(table, workloads=WORKLOADS):
     lines = ["| workload | unit | OServer | nginx | OServer / nginx | goal | met | CPU µs/request OServer | "
-             f"CPU µs/request nginx | CPU OServer / nginx | CPU goal (<= {CPU_GOAL}x) met | errors OServer / nginx |",
+             f"CPU µs/request nginx | CPU OServer / nginx | CPU goal (<= {workloads[0].cpu_goal}x) met | "
+             "errors OServer / nginx |",
              "|---|---|---:|---:|---:|---|---|---:|---:|---:|---|---|"]
-    for g in goal_rows(table):
+    for g in goal_rows(table, workloads):
         mine, theirs = table[g.key].get(OSERVER, []), table[g.key].get("nginx", [])
         met = NO_GOAL if g.goal == NO_GOAL else verdict(g.met)
         cpu = [format_cell(mine, CPU_METRIC), format_cell(theirs, CPU_METRIC), format_ratio(g.cpu_ratio),
@@ -202,26 +206,26 @@ def goals_table(table):
     return lines
 
 
-def cpu_goal_summary(table):
+def cpu_goal_summary(table, workloads=WORKLOADS, issue="issue 13"):
     """One sentence: on how many workloads OServer's CPU per request is within the goal, and where it is not."""
-    rows = [g for g in goal_rows(table) if g.has_cpu]
+    rows = [g for g in goal_rows(table, workloads) if g.has_cpu]
     missed = [f"{g.label} ({format_ratio(g.cpu_ratio)}x)" for g in rows if g.cpu_met is False]
     unmeasured = sum(g.cpu_met is None for g in rows)
-    sentence = (f"CPU goal (issue 13: OServer's CPU time per request at most {CPU_GOAL}x nginx's): met on "
+    sentence = (f"CPU goal ({issue}: OServer's CPU time per request at most {workloads[0].cpu_goal}x nginx's): met on "
                 f"{sum(g.cpu_met is True for g in rows)} of {len(rows)} workloads")
     sentence += f"; missed on {'; '.join(missed)}" if missed else ""
     sentence += f"; {unmeasured} not measured" if unmeasured else ""
     return sentence + "."
 
 
-def baseline_table(table):
+def baseline_table(table, workloads=WORKLOADS):
     """OServer under test / OServer (baseline) per workload: throughput and CPU per request, each against the
     issue's "no workload loses more than 3%"."""
     loss = f"{BASELINE_LOSS:.0%}"
     lines = ["| workload | unit | OServer | baseline | OServer / baseline | CPU µs/request OServer | "
              f"CPU µs/request baseline | CPU OServer / baseline | throughput within {loss} | CPU within {loss} |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    for w in WORKLOADS:
+    for w in workloads:
         mine, theirs = table[w.key].get(OSERVER, []), table[w.key].get(BASELINE, [])
         r, cpu = ratio(table, w.key, w.metric, theirs=BASELINE), ratio(table, w.key, CPU_METRIC, theirs=BASELINE)
         lines.append(table_line([w.title, METRIC_UNITS[w.metric], format_cell(mine, w.metric),
@@ -236,12 +240,12 @@ def has_baseline(table):
     return any(BASELINE in row for row in table.values())
 
 
-def results_section(title, table):
+def results_section(title, table, workloads=WORKLOADS, issue="issue 13"):
     """A goals table, the CPU goal's summary, and the comparison with the baseline when one ran."""
-    lines = [f"## {title}", "", *goals_table(table), "", cpu_goal_summary(table), ""]
+    lines = [f"## {title}", "", *goals_table(table, workloads), "", cpu_goal_summary(table, workloads, issue), ""]
     if has_baseline(table):
         lines += ["The OServer under test against OServer (baseline), measured in the same rounds:", "",
-                  *baseline_table(table), ""]
+                  *baseline_table(table, workloads), ""]
     return lines
 
 
@@ -258,10 +262,11 @@ def python_servers_table(table):
     return lines
 
 
-def commands_table(settings):
+def commands_table(settings, workloads=WORKLOADS):
     lines = ["| workload | command (PORT is each server's own) |", "|---|---|"]
-    for w in WORKLOADS:
-        lines.append(f"| {w.title} | `{' '.join(w.command(PORT_PLACEHOLDER + w.path, settings))}` |")
+    for w in workloads:
+        url = (TLS_PORT_PLACEHOLDER if w.tls else PORT_PLACEHOLDER) + w.path
+        lines.append(f"| {w.title} | `{' '.join(w.command(url, settings))}` |")
     return lines
 
 
@@ -276,7 +281,36 @@ def scaled_ab_note(settings):
             ""]
 
 
-def markdown(context, logs_off, logs_on):
+def tls_section(settings, tls):
+    """The TLS table (issue 15), its commands and how the servers were set up; nothing without a TLS run."""
+    if tls is None:
+        return []
+    return [*results_section("TLS (HTTPS), access logs off", tls, TLS_WORKLOADS, "issue 15"),
+            "Both servers serve the same certificate (ECDSA P-256, from a local CA: `bench/certs.py`) with TLS 1.2 "
+            "and 1.3, the Mozilla intermediate ECDHE suites and session tickets (nginx: `listen ... ssl`, "
+            "`ssl_protocols TLSv1.2 TLSv1.3`, the same `ssl_ciphers`; OServer: `--tls-port PORT --tls-certificate "
+            "cert.pem --tls-certificate-key key.pem`). wrk makes its 100 TLS connections once and keeps them; "
+            f"`ab -f TLS1.3 -c {TLS_HANDSHAKE_CONCURRENCY}` makes a full TLS 1.3 handshake for every request "
+            "(ab resumes no session).", "", *commands_table(settings, TLS_WORKLOADS), ""]
+
+
+def tls_markdown(context, tls):
+    """bench/tls.md, written by `make bench-tls`: the TLS table alone, with the run's machine and load."""
+    s, m = context.settings, context.machine
+    mode = "quick mode, BENCH_QUICK=1: one short round, for development only" if s.quick else "full run"
+    return "\n".join([
+        "# OServer vs nginx over TLS: benchmark results", "",
+        f"Generated by `make bench-tls` on {m['date']} ({mode}; {context.elapsed_s / 60:.1f} minutes in all); "
+        "`make bench` puts the same table in results.md.", "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['kernel']}; load average {context.load[0]:.1f} at the "
+        f"start, {context.load[1]:.1f} at the end (other work on the machine makes rounds differ)",
+        f"- Tools: {m['nginx']}; {m['wrk']}; {m['ab']}",
+        f"- OServer: `{context.oserver}`, 2 workers; nginx: 2 workers; {s.rounds} round(s), servers interleaved, "
+        "each cell the median over the rounds, (min-max) beside it.", "",
+        *tls_section(s, tls)])
+
+
+def markdown(context, logs_off, logs_on, tls=None):
     s, m = context.settings, context.machine
     mode = "quick mode, BENCH_QUICK=1: one short round, for development only" if s.quick else "full run"
     lines = [
@@ -299,6 +333,7 @@ def markdown(context, logs_off, logs_on):
         "## Commands", "", *commands_table(s), "", *scaled_ab_note(s),
         *results_section("Access logs off", logs_off),
         *results_section("Access logs on (OServer `--access-log FILE`, nginx `access_log FILE`)", logs_on),
+        *tls_section(s, tls),
         "## The Python servers a user might pick instead (38-byte page, keep-alive, logs off)", "",
         *python_servers_table(logs_off), "",
         "`python -m http.server` (stdlib, HTTP/1.0: a connection per request, one log line per request to a file); "
@@ -314,9 +349,9 @@ def baseline_note(context):
             "`BENCH_OSERVER_BASELINE_DIR`), in the same rounds as the others."]
 
 
-def write_markdown(path, context, logs_off, logs_on):
+def write_markdown(path, context, logs_off, logs_on, tls=None):
     with open(path, "w") as f:
-        f.write(markdown(context, logs_off, logs_on))
+        f.write(markdown(context, logs_off, logs_on, tls))
 
 
 # ------------------------------------------------------------------ chart

@@ -1,10 +1,11 @@
-"""`make bench`: OServer side by side with nginx (and the Python servers) on the workloads of issues 7 and 13.
+"""`make bench`: OServer side by side with nginx (and the Python servers) on the workloads of issues 7 and 13,
+and over TLS on those of issue 15.
 
 Builds a document root, starts every server as a process group of its own, warms them up, runs each
-workload for each server interleaved over several rounds (logs off, then access logs on), reading each
-server's CPU time before and after every run, writes bench/results.md and bench/results.png, and stops
-everything it started, even on Ctrl-C or an error. BENCH_OSERVER_BASELINE_DIR=DIR adds a second OServer,
-run from that checkout, to the same rounds.
+workload for each server interleaved over several rounds (logs off, then access logs on, then TLS with the
+same certificate on both), reading each server's CPU time before and after every run, writes
+bench/results.md and bench/results.png, and stops everything it started, even on Ctrl-C or an error.
+BENCH_OSERVER_BASELINE_DIR=DIR adds a second OServer, run from that checkout, to the same rounds.
 """
 
 import argparse
@@ -13,27 +14,32 @@ import sys
 import time
 from dataclasses import replace
 
-from bench import cputime, loadgen, report, servers
-from bench.workloads import AB_WORKLOADS, CONCURRENCY, LARGE_PAGE, SMALL_KEEPALIVE, SMALL_PAGE, WORKLOADS, Settings
+from bench import certs, cputime, loadgen, report, servers
+from bench.workloads import (AB_WORKLOADS, CONCURRENCY, LARGE_PAGE, SMALL_KEEPALIVE, SMALL_PAGE, TLS_WORKLOADS,
+                             WORKLOADS, Settings)
 
 WORK_DIR, DOCROOT = servers.WORK_DIR, servers.DOCROOT
 LOG_DIR = os.path.join(WORK_DIR, "logs")
+CERT_DIR = os.path.join(WORK_DIR, "tls")
 RESULTS_MD = os.path.join(servers.BENCH_DIR, "results.md")
 RESULTS_PNG = os.path.join(servers.BENCH_DIR, "results.png")
+TLS_MD = os.path.join(servers.BENCH_DIR, "tls.md")
 BUDGET_S = 600  # the whole bench must fit in ten minutes
 SECOND_IN = {"ms": 1e3, "us": 1e6}
 SETTLE_S = 0.2  # seconds a server gets to close the connections a run leaves before its CPU time is read
 
 
-def start_main_servers(fleet, with_access_logs):
-    """OServer and nginx, and OServer (baseline) when BENCH_OSERVER_BASELINE_DIR names another checkout."""
+def start_main_servers(fleet, with_access_logs, tls=None):
+    """OServer and nginx, and OServer (baseline) when BENCH_OSERVER_BASELINE_DIR names another checkout; with
+    `tls` (a bench.certs.Certificate), their TLS ports."""
     def log(name):
         return fresh_access_log(name) if with_access_logs else None
-    main = [servers.oserver(DOCROOT, WORK_DIR, log(servers.OSERVER)),
-            servers.nginx(DOCROOT, WORK_DIR, log("nginx"))]
+    main = [servers.oserver(DOCROOT, WORK_DIR, log(servers.OSERVER), tls=tls),
+            servers.nginx(DOCROOT, WORK_DIR, log("nginx"), tls=tls)]
     baseline = servers.baseline_httpd()
     if baseline:
-        main.append(servers.oserver(DOCROOT, WORK_DIR, log(servers.BASELINE), httpd=baseline, name=servers.BASELINE))
+        main.append(servers.oserver(DOCROOT, WORK_DIR, log(servers.BASELINE), httpd=baseline, name=servers.BASELINE,
+                                    tls=tls))
     return [fleet.start(server, SMALL_PAGE) for server in main]
 
 
@@ -61,12 +67,12 @@ def warm_up(contenders, settings, paths=(SMALL_PAGE, LARGE_PAGE)):
             loadgen.run_wrk(server.url(path), CONCURRENCY, settings.warmup_seconds)
 
 
-def measure_rounds(main, extra, settings):
+def measure_rounds(main, extra, settings, workloads=WORKLOADS):
     """{workload key: {server name: [Result per round]}}, servers interleaved, their order flipped each round."""
-    table = {w.key: {s.name: [] for s in main + (extra if w is SMALL_KEEPALIVE else [])} for w in WORKLOADS}
+    table = {w.key: {s.name: [] for s in main + (extra if w is SMALL_KEEPALIVE else [])} for w in workloads}
     for round_no in range(settings.rounds):
         order = main if round_no % 2 == 0 else main[::-1]
-        for workload in WORKLOADS:
+        for workload in workloads:
             for server in order + (extra if workload is SMALL_KEEPALIVE else []):
                 result = measure_once(workload, server, settings, f"round {round_no + 1}/{settings.rounds}")
                 table[workload.key][server.name].append(result)  # None for a failed run keeps rounds aligned
@@ -104,6 +110,16 @@ def run_table(title, fleet, settings, with_access_logs, with_python_servers):
     return table
 
 
+def run_tls_table(fleet, settings):
+    """Issue 15's TLS workloads, OServer and nginx on their TLS ports with the same certificate, logs off."""
+    print("TLS:", flush=True)
+    main = start_main_servers(fleet, with_access_logs=False, tls=certs.make_certificate(CERT_DIR))
+    warm_up(main, settings)
+    table = measure_rounds(main, [], settings, TLS_WORKLOADS)
+    fleet.stop_all()
+    return table
+
+
 def run_bench(settings):
     started = time.monotonic()
     load_at_start = os.getloadavg()[0]
@@ -111,13 +127,14 @@ def run_bench(settings):
     with servers.Fleet() as fleet:
         logs_off = run_table("access logs off", fleet, settings, with_access_logs=False, with_python_servers=True)
         logs_on = run_table("access logs on", fleet, settings, with_access_logs=True, with_python_servers=False)
+        tls = run_tls_table(fleet, settings)
     elapsed = time.monotonic() - started
     baseline = servers.baseline_httpd()
     context = report.Context(settings=settings, machine=report.machine_info(), elapsed_s=elapsed,
                              oserver=servers.describe_oserver(servers.oserver_httpd()),
                              baseline=servers.describe_oserver(baseline) if baseline else None,
                              load=(load_at_start, os.getloadavg()[0]))
-    report.write_markdown(RESULTS_MD, context, logs_off, logs_on)
+    report.write_markdown(RESULTS_MD, context, logs_off, logs_on, tls)
     report.write_chart(RESULTS_PNG, context, logs_off, logs_on)
     print(f"wrote {RESULTS_MD} and {RESULTS_PNG} ({elapsed:.0f}s)")
     if elapsed > BUDGET_S:
@@ -142,15 +159,37 @@ def run_ab_full(settings):
                       f"{result.failed} failed, {time.monotonic() - started:.0f}s", flush=True)
 
 
+def run_tls_only(settings):
+    """The TLS table alone (make bench-tls): writes bench/tls.md."""
+    started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
+    servers.make_docroot(DOCROOT)
+    with servers.Fleet() as fleet:
+        table = run_tls_table(fleet, settings)
+    context = report.Context(settings=settings, machine=report.machine_info(), elapsed_s=time.monotonic() - started,
+                             oserver=servers.describe_oserver(servers.oserver_httpd()), baseline=None,
+                             load=(load_at_start, os.getloadavg()[0]))
+    text = report.tls_markdown(context, table)
+    with open(TLS_MD, "w") as f:
+        f.write(text)
+    print(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ab-full", action="store_true", help="run the issue's exact ab -n 50000 commands once")
+    parser.add_argument("--tls-only", action="store_true", help="run the TLS table alone; writes bench/tls.md")
     args = parser.parse_args(argv)
     servers.unwind_on_signals()
     settings = Settings.from_environment()
     os.makedirs(WORK_DIR, exist_ok=True)
     try:
-        run_ab_full(settings) if args.ab_full else run_bench(settings)
+        if args.ab_full:
+            run_ab_full(settings)
+        elif args.tls_only:
+            run_tls_only(settings)
+        else:
+            run_bench(settings)
     except (KeyboardInterrupt, servers.Interrupted):
         print("bench interrupted; every server it started has been stopped", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,6 +19,10 @@ import urllib.request
 from dataclasses import dataclass
 
 from bench import cputime
+
+MOZILLA_INTERMEDIATE_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")  # OServer's default
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # seconds for a server to answer its first request
@@ -77,9 +82,10 @@ class ServerProcess:
     env: dict | None = None
     stop_signal: int = signal.SIGTERM
     proc: subprocess.Popen | None = None
+    scheme: str = "http"  # "https": `port` is its TLS port
 
     def url(self, path):
-        return f"http://{HOST}:{self.port}{path}"
+        return f"{self.scheme}://{HOST}:{self.port}{path}"
 
     def cpu_seconds(self):
         """User + system CPU seconds used so far by the server's processes (its master and workers)."""
@@ -141,11 +147,14 @@ class Fleet:
 
 def answers_ok(url):
     try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as reply:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT, context=PROBE_CONTEXT) as reply:
             reply.read()
             return reply.status == 200
     except (OSError, urllib.error.URLError):
         return False
+
+
+PROBE_CONTEXT = ssl._create_unverified_context()  # the probe asks whether it answers, not who it is
 
 
 def leader_exited(pid, timeout):
@@ -217,32 +226,39 @@ def oserver_python():
     return os.path.abspath(chosen)
 
 
-def oserver(root, workdir, access_log=None, workers=WORKERS, httpd=None, env=None, name=OSERVER):
+def oserver(root, workdir, access_log=None, workers=WORKERS, httpd=None, env=None, name=OSERVER, tls=None):
+    """OServer; with `tls` (a bench.certs.Certificate) the process measured is its TLS port."""
     port = free_port()
     argv = [oserver_python(), httpd or oserver_httpd(), "-r", root, "-b", HOST, "-p", str(port), "-w", str(workers)]
     if access_log:
         argv += ["--access-log", access_log]
-    return ServerProcess(name, argv, port, os.path.join(workdir, f"{file_name(name)}.log"), env)
+    if tls:
+        port = free_port()
+        argv += ["--tls-port", str(port), "--tls-certificate", tls.cert, "--tls-certificate-key", tls.key]
+    return ServerProcess(name, argv, port, os.path.join(workdir, f"{file_name(name)}.log"), env,
+                         scheme="https" if tls else "http")
 
 
-def nginx(root, workdir, access_log=None):
+def nginx(root, workdir, access_log=None, tls=None):
+    """nginx; with `tls` (a bench.certs.Certificate) it listens with TLS only."""
     port = free_port()
     prefix = os.path.join(workdir, "nginx")
     os.makedirs(prefix, exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(nginx_config(root, port, prefix, access_log))
+        f.write(nginx_config(root, port, prefix, access_log, tls))
     argv = [nginx_binary(), "-p", prefix, "-c", conf, "-e", os.path.join(prefix, "error.log")]
-    return ServerProcess("nginx", argv, port, os.path.join(prefix, "stderr.log"))
+    return ServerProcess("nginx", argv, port, os.path.join(prefix, "stderr.log"), scheme="https" if tls else "http")
 
 
 def nginx_binary():
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def nginx_config(root, port, prefix, access_log=None):
+def nginx_config(root, port, prefix, access_log=None, tls=None):
     """A minimal nginx config: same root, same worker count, sendfile, keep-alive, no access log by default, and
-    no error log line for a missing file (OServer writes none for a 404 either)."""
+    no error log line for a missing file (OServer writes none for a 404 either). With `tls`: OServer's TLS
+    defaults (versions, ciphers, session tickets, which are on by default in both)."""
     temp_paths = "".join(f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers read the root as OServer does
@@ -253,7 +269,14 @@ def nginx_config(root, port, prefix, access_log=None):
             f"    sendfile on;\n    keepalive_timeout {KEEPALIVE_TIMEOUT_S}s;\n"
             f"    keepalive_requests {NGINX_KEEPALIVE_REQUESTS};\n"
             f"    access_log {access_log or 'off'};\n    log_not_found off;\n{temp_paths}"
-            f"    server {{\n        listen {HOST}:{port};\n        root {root};\n    }}\n}}\n")
+            f"    server {{\n        listen {HOST}:{port}{' ssl' if tls else ''};\n        root {root};\n"
+            f"{nginx_tls(tls) if tls else ''}    }}\n}}\n")
+
+
+def nginx_tls(tls):
+    return (f"        ssl_certificate {tls.cert};\n        ssl_certificate_key {tls.key};\n"
+            f"        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};\n"
+            "        ssl_prefer_server_ciphers on;\n")
 
 
 def http_server(python, root, workdir):

@@ -5,6 +5,7 @@ before the first fork is one clear line on stderr and a non-zero exit.
 """
 
 import argparse
+import datetime
 import os
 import sys
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from oserver import __version__
 from oserver.apps.mounts import MountError, load_mounts
 from oserver.config import FIELDS, ConfigError, build_config
 from oserver.logs import setup_error_log
+from oserver.net.tls import expiry_text, load_tls
 from oserver.process.master import CONTROL_SIGNALS, Master, send_control_signal
 
 SHORT_FLAGS = {"root": "-r", "port": "-p", "bind": "-b", "workers": "-w"}
 LONG_FLAGS = {"pid_file": "--pid"}
 METAVARS = {"python_path": "DIR", "bind": "ADDR", "status_allow": "ADDR", "real_ip_from": "ADDR", "error_log": "FILE",
-            "access_log": "FILE", "try_files": "PATH"}
+            "access_log": "FILE", "try_files": "PATH", "tls_protocols": "VERSION"}
 ERROR = "oserver: error: "  # the start of every error line, from the flags, the config and the checks
 
 
@@ -140,8 +142,10 @@ def main(argv=None, prog=None):
     if args.test_config:
         try:
             load_mounts(config)  # imports the mounted code here, as each worker will
-        except MountError as e:
+            tls = load_tls(config, bool(config.tls_port))  # each key must match its certificate
+        except (MountError, ConfigError) as e:
             return fail(e)
+        warn_of_expiry(tls)
         print(f"oserver: configuration {args.config or '(defaults and flags)'} is OK; "
               f"root {os.path.abspath(config.root)}")
         for i, site in enumerate(config.site):
@@ -160,6 +164,14 @@ def main(argv=None, prog=None):
         return master.run()
     except ConfigError as e:
         return fail(e)
+
+
+def warn_of_expiry(tls):
+    """-t: a warning line on stderr for each certificate expiring within 14 days."""
+    if tls is None:
+        return
+    for certificate, days in tls.expiring(datetime.datetime.now(datetime.timezone.utc)):
+        print(f"oserver: warning: {expiry_text(certificate, days)}", file=sys.stderr)
 
 
 def fail(problem):

@@ -12,6 +12,7 @@ import pwd
 import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from oserver.http.grammar import FIELD_NAME, FIELD_VALUE
 from oserver.http.response import ERROR_BODIES, SERVER_OWNED_FIELDS
@@ -33,6 +34,14 @@ SERVER_NAME = re.compile(r"(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\
 REDIRECT_TARGET = re.compile(r"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)[\x21-\x7e]*")  # a path, or an absolute URL
 REDIRECT_STATUSES = (301, 302, 307, 308)
 PROXY_PROTOCOL = "proxy_protocol"  # the real_ip_header value naming the PROXY protocol header, not an HTTP one
+
+TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+# Mozilla's "intermediate" TLS 1.2 suites (ssl-config.mozilla.org, v5.7), the ECDHE ones: forward secret, AEAD
+# only. (Its DHE suites would need DH parameters; TLS 1.3 suites are OpenSSL's own, all of them strong.)
+MOZILLA_INTERMEDIATE_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+TLS_SERVER_NAME = re.compile(r"(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*")  # a certificate's name, or *.domain
 
 
 def option(default, help, *, check=None, unit="", path=None, parse=None, tables=None, site=False, flag=True):
@@ -167,8 +176,29 @@ def parse_locations(tables, key):
     return tuple(locations)
 
 
+def all_of(choices):
+    return lambda values: next((f"{value!r} is not one of {', '.join(choices)}" for value in values
+                                if value not in choices), None) if values else "at least one value is needed"
+
+
 positive = above(0)
 non_negative = at_least(0)
+
+
+@dataclass(frozen=True, slots=True)
+class SniCertificate:
+    """A [[tls_sni]] table: the names it serves (exact, or *.example.com for one more label) and its PEM
+    files; an empty certificate_key means the key is in the certificate file."""
+
+    server_names: tuple
+    certificate: str
+    certificate_key: str = ""
+    PATHS: ClassVar[tuple] = ("certificate", "certificate_key")
+
+
+def sni_certificates(value, key):
+    """The [[tls_sni]] tables as SniCertificates."""
+    return table_entries(key, SniCertificate, value)
 
 
 @dataclass(frozen=True)
@@ -296,8 +326,9 @@ class Config:
         "access log line built from named fields ($remote_addr, $remote_port, $realip_remote_addr (the peer "
         "when the client came through a trusted proxy), $time_local, $time_iso8601, "
         "$request, $request_method, $request_uri, $status, $body_bytes_sent, $bytes_sent, $request_time, "
-        "$request_completion, $pid, $host (the host the request names), $site (the site answering it), and "
-        "$http_<header> such as $http_referer, $http_user_agent)")
+        "$request_completion, $pid, $host (the host the request names), $site (the site answering it), $scheme, "
+        "$ssl_protocol, $ssl_cipher, $ssl_session_reused, and $http_<header> such as $http_referer, "
+        "$http_user_agent)")
     status_path: str = option("", "URL path of the live status page (JSON; Prometheus with ?format=prometheus "
                               "or Accept: text/plain), e.g. /server-status; empty disables it")
     status_allow: tuple = option(("127.0.0.1", "::1"), "client addresses or CIDR networks allowed to read the "
@@ -317,6 +348,24 @@ class Config:
     def header_real_ip(self):
         """Do trusted peers name clients in an HTTP header (rather than in the PROXY header alone)?"""
         return bool(self.real_ip_from) and self.real_ip_header.lower() != PROXY_PROTOCOL
+    # TLS (README "TLS")
+    tls_port: int = option(0, "port to listen on with TLS (HTTPS) on every bind address, beside port; 0 is off",
+                           check=in_range(0, 65535))
+    tls_certificate: str = option("", "PEM certificate file of the TLS port (the chain may follow it in the file)",
+                                  path=())
+    tls_certificate_key: str = option("", "PEM private key file of tls_certificate; empty: the key is in the "
+                                      "certificate file", path=())
+    tls_sni: tuple = option((), "more certificates, chosen by the name the client asks for (SNI): [[tls_sni]] "
+                            "tables with server_names, certificate, certificate_key (config file only)",
+                            tables=sni_certificates, flag=False)
+    tls_protocols: tuple = option(TLS_PROTOCOLS, "TLS versions offered (TLSv1.2, TLSv1.3)",
+                                  check=all_of(TLS_PROTOCOLS))
+    tls_ciphers: str = option(MOZILLA_INTERMEDIATE_CIPHERS, "OpenSSL cipher list for TLS 1.2 (TLS 1.3 uses "
+                              "OpenSSL's own suites); default: Mozilla intermediate, ECDHE")
+    redirect_to_https: bool = option(False, "the plain port answers every request with a 301 to the same URL on "
+                                     "the TLS port (status_path and health_path excepted)")
+    hsts_max_age: int = option(-1, "Strict-Transport-Security max-age sent with TLS responses; -1 sends none",
+                               check=at_least(-1), unit="s")
 
     @property
     def pending_limit(self):
@@ -325,7 +374,9 @@ class Config:
 
     @property
     def listen_addresses(self):
-        return [(address, self.port) for address in self.bind]
+        """Every (address, port) to bind: the plain port, then the TLS port, on each bind address."""
+        ports = (self.port, self.tls_port) if self.tls_port else (self.port,)
+        return [(address, port) for port in ports for address in self.bind]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -345,7 +396,8 @@ def coerce(name, value, fields=FIELDS, where=""):
     key = where + name
     expected = spec.type
     if spec.metadata["tables"] is not None:
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        if not isinstance(value, (list, tuple)) or \
+                not all(isinstance(v, dict) or dataclasses.is_dataclass(v) for v in value):
             raise ConfigError(f"{key}: expected an array of tables ([[{name}]]), got {value!r}")
         return spec.metadata["tables"](value, key)
     if expected is tuple:
@@ -379,6 +431,39 @@ def checked_table(table, fields, where, allowed=None):
     return {name: coerce(name, value, fields, where) for name, value in table.items()}
 
 
+def table_entries(name, table, value):
+    """A list of TOML tables as a tuple of `table` dataclasses: each key known, each value a string (a list of
+    strings for a tuple field), the fields without a default present."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name}: expected a list of tables ([[{name}]]), got {value!r}")
+    fields = {f.name: f for f in dataclasses.fields(table)}
+    required = [f.name for f in fields.values() if f.default is dataclasses.MISSING]
+    entries = []
+    for entry in value:
+        if isinstance(entry, table):
+            entries.append(entry)
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: expected a table, got {entry!r}")
+        unknown = entry.keys() - fields.keys()
+        missing = [key for key in required if not entry.get(key)]
+        if unknown or missing:
+            raise ConfigError(f"{name}: {'unknown key ' + min(unknown) if unknown else 'missing ' + missing[0]} "
+                              f"in {entry!r}")
+        values = {}
+        for key, item in entry.items():
+            if fields[key].type is tuple:
+                item = (item,) if isinstance(item, str) else item
+                if not isinstance(item, (list, tuple)) or not all(isinstance(v, str) for v in item):
+                    raise ConfigError(f"{name}: {key}: expected a string or a list of strings, got {item!r}")
+                item = tuple(item)
+            elif not isinstance(item, str):
+                raise ConfigError(f"{name}: {key}: expected a string, got {item!r}")
+            values[key] = item
+        entries.append(table(**values))
+    return tuple(entries)
+
+
 def read_config_file(path):
     """The options set in a TOML file, as a dict, relative paths taken from the file's directory; unknown keys
     are errors."""
@@ -403,15 +488,23 @@ def with_paths_from(directory, table):
 
 
 def from_directory(directory, name, value):
-    """A config file's value for option `name`, its relative paths (if it is a path option, or in the tables of
-    [[site]]) made absolute from `directory`."""
+    """A config file's value for option `name`, its relative paths (if it is a path option, in the tables of
+    [[site]], or a [[tls_sni]] table's path key) made absolute from `directory`; any other value as it is."""
     if name == "site" and isinstance(value, list):
         return [with_paths_from(directory, table) if isinstance(table, dict) else table for table in value]
+    if name == "tls_sni" and isinstance(value, list):
+        return [{key: from_path(directory, item, ()) if key in SniCertificate.PATHS else item
+                 for key, item in entry.items()} if isinstance(entry, dict) else entry for entry in value]
     names_no_file = FIELDS[name].metadata["path"]
     if names_no_file is None:
         return value
     if isinstance(value, list):
-        return [from_directory(directory, name, item) for item in value]
+        return [from_path(directory, item, names_no_file) for item in value]
+    return from_path(directory, value, names_no_file)
+
+
+def from_path(directory, value, names_no_file):
+    """A relative path made absolute from `directory`; an absolute one, or a value naming no file, unchanged."""
     if isinstance(value, str) and value and value not in names_no_file:
         return os.path.normpath(os.path.join(directory, value))
     return value
@@ -491,6 +584,21 @@ def validate(config):
     if not config.bind:
         raise ConfigError("bind: at least one address is needed")
     check_account(config.user, config.group)
+    check_tls(config)
+
+
+def check_tls(config):
+    """The TLS options fit together (the files themselves are loaded by net/tls.py)."""
+    if config.tls_port and config.tls_port == config.port:
+        raise ConfigError(f"tls_port: {config.tls_port} is also the plain port")
+    if config.tls_port and not config.tls_certificate:
+        raise ConfigError("tls_certificate: needed with tls_port")
+    if config.redirect_to_https and not config.tls_port:
+        raise ConfigError("redirect_to_https: needs tls_port")
+    for entry in config.tls_sni:
+        for server_name in entry.server_names:
+            if TLS_SERVER_NAME.fullmatch(server_name.lower()) is None:
+                raise ConfigError(f"tls_sni: {server_name!r} is not a host name or *.domain")
 
 
 def validate_files(config, where=""):

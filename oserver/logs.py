@@ -116,6 +116,11 @@ LINE_FIELDS = {
     "request_time": '"0.000" if ex.started == now else seconds_text(now - ex.started)',
     "request_completion": '"" if aborted else "OK"',
     "pid": "getpid()",
+    # the TLS session of the response's connection (nginx's names and values; "-" on plain HTTP)
+    "scheme": '"http" if ex.tls is None else "https"',
+    "ssl_protocol": '"-" if ex.tls is None else ex.tls.protocol',
+    "ssl_cipher": '"-" if ex.tls is None else ex.tls.cipher',
+    "ssl_session_reused": '"-" if ex.tls is None else "r" if ex.tls.reused else "."',
 }
 # A compiled format: request_chunks() joins the literal text and request fields found between two line
 # fields (once per request, then cached); access() builds the line as one f-string (no call per field)

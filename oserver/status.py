@@ -55,7 +55,7 @@ def worker_document(worker, now):
             "uptime_seconds": round(now - worker["started"], 3),
             "heartbeat_age_seconds": round(heartbeat_age, 3), "requests": worker["requests"],
             "bytes_sent": worker["bytes_sent"], **{gauge: worker[gauge] for gauge in WORKER_GAUGES},
-            "responses": worker["responses"], "limited": worker["limited"]}
+            "responses": worker["responses"], "limited": worker["limited"], "tls_handshakes": worker["tls_handshakes"]}
 
 
 def render_json(document):
@@ -85,6 +85,10 @@ def by_class(labels, responses):
     return [({**labels, "class": name}, n) for name, n in responses.items()]
 
 
+def by_result(labels, handshakes):
+    return [({**labels, "result": name}, n) for name, n in handshakes.items()]
+
+
 def by_state(labels, counts):
     return [({**labels, "state": state}, counts[state]) for state in ("active", "idle")]
 
@@ -106,6 +110,8 @@ def render_prometheus(document):
                 by_class({}, server["responses"])),
         *metric("oserver_connections", "gauge", "Open client connections by state, all workers.",
                 by_state({}, server)),
+        *metric("oserver_tls_handshakes_total", "counter", "TLS handshakes by result (full, resumed, failed), "
+                "all workers.", by_result({}, server["tls_handshakes"])),
         *metric("oserver_threads_busy", "gauge", "Threads running mounted code, all workers.",
                 [({}, server["busy_threads"])]),
         *metric("oserver_requests_queued", "gauge", "Requests for mounted code waiting for a thread, all workers.",
@@ -126,6 +132,8 @@ def render_prometheus(document):
                 [s for w, labels in workers for s in by_class(labels, w["responses"])]),
         *metric("oserver_worker_connections", "gauge", "Open client connections of this worker by state.",
                 [s for w, labels in workers for s in by_state(labels, w)]),
+        *metric("oserver_worker_tls_handshakes_total", "counter", "TLS handshakes of this worker by result.",
+                [s for w, labels in workers for s in by_result(labels, w["tls_handshakes"])]),
         *metric("oserver_worker_threads_busy", "gauge", "Threads of this worker running mounted code.",
                 [(labels, w["busy_threads"]) for w, labels in workers]),
         *metric("oserver_worker_requests_queued", "gauge", "Requests waiting for a thread of this worker.",

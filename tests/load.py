@@ -13,12 +13,13 @@ POLL = 0.02
 class Load:
     """`clients` threads, client i fetching paths[i % len(paths)] from `url` again and again; `expected` maps a
     path to its body (fetched once at start when not given). A context manager: started on entry, stopped on
-    exit."""
+    exit. `verify` is requests' (a CA bundle for a TLS url)."""
 
-    def __init__(self, url, paths, clients, expected=None):
+    def __init__(self, url, paths, clients, expected=None, verify=True):
         self.url = url
         self.paths = paths
-        self.expected = expected or {path: requests.get(url + path, timeout=REQUEST_TIMEOUT).content
+        self.verify = verify
+        self.expected = expected or {path: requests.get(url + path, timeout=REQUEST_TIMEOUT, verify=verify).content
                                      for path in paths}
         self.stopping = threading.Event()
         self.counts = [[0, 0, 0] for _ in range(clients)]  # per client: sent, failed, non-2xx
@@ -44,8 +45,8 @@ class Load:
         with requests.Session() as session:
             while not self.stopping.is_set():
                 counts[0] += 1
-                try:
-                    response = session.get(self.url + path, timeout=REQUEST_TIMEOUT)
+                try:  # verify per request: a session's own is overridden by $REQUESTS_CA_BUNDLE
+                    response = session.get(self.url + path, timeout=REQUEST_TIMEOUT, verify=self.verify)
                 except requests.RequestException as e:
                     counts[1] += 1
                     self.errors.append(repr(e))

@@ -27,12 +27,13 @@ log = logging.getLogger("oserver.handlers")
 class HandlerRequest:
     """The request a handler receives. `path` is the decoded, normalised URL path; `script_name` the mount
     prefix it matched and `path_info` the rest; `query` the raw query string; `headers` lower-case names;
-    `client` and `server` are (host, port); `body` a binary file-like reader holding the whole request body."""
+    `client` and `server` are (host, port); `scheme` is "https" on a TLS connection, else "http"; `body` a
+    binary file-like reader holding the whole request body."""
 
     __slots__ = ("method", "target", "path", "script_name", "path_info", "query", "version", "headers",
-                 "client", "server", "body")
+                 "client", "server", "scheme", "body")
 
-    def __init__(self, request, route, client, server, body):
+    def __init__(self, request, route, client, server, body, scheme="http"):
         self.method = request.method
         self.target = request.target
         self.path = route.path
@@ -43,6 +44,7 @@ class HandlerRequest:
         self.headers = dict(request.headers)  # a copy: the parsed head may be cached and reused
         self.client = client
         self.server = server
+        self.scheme = scheme
         self.body = io.BytesIO(body)
 
     def __repr__(self):
@@ -128,7 +130,7 @@ def run_app(call, client, server):
     """Mounted code's Reply to an AppCall (see http/protocol.py) from `client` to `server` (host, port)."""
     request = call.request
     return run_handler(call.route.mount.handler, request, HandlerRequest(request, call.route, client, server,
-                                                                         call.body))
+                                                                         call.body, call.scheme))
 
 
 def run_handler(handler, request, handler_request):

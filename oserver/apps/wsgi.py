@@ -151,7 +151,7 @@ class WsgiApp:
             "REQUEST_URI": request.target,
             "RAW_URI": request.target,
             "wsgi.version": WSGI_VERSION,
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": request.scheme,
             "wsgi.input": request.body,
             "wsgi.input_terminated": True,
             "wsgi.errors": self.errors,

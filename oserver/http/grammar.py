@@ -9,6 +9,8 @@ import re
 # RFC 9110 5.6.2: token = 1*tchar
 TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 TOKEN = TCHAR + rb"+"
+# RFC 9112 3: request-line = method SP ..., and a method is a token: what starts otherwise is no request.
+REQUEST_START = re.compile(TCHAR)
 # RFC 9110 5.5: field-vchar = VCHAR / obs-text, with SP and HTAB inside a value; no CR, LF, NUL or other CTL.
 FIELD_CHAR = rb"[\t\x20-\x7e\x80-\xff]"
 FIELD_CONTENT = FIELD_CHAR + rb"*"

@@ -68,8 +68,8 @@ class Data(Part):
 class Response:
     """One reply in a connection's output queue, and what the access log and counters need once it ends:
     its request (None when refused before it parsed), status, the head's size (with a 100 Continue sent
-    ahead of it), when its request started, `received` (what a refused request began with) and its client's
-    address."""
+    ahead of it), when its request started, `received` (what a refused request began with), its client's
+    address, and the TLS session of its connection (None on plain HTTP)."""
 
     request: object
     status: int
@@ -81,6 +81,7 @@ class Response:
     sent: int = 0  # bytes of this response sent so far (head included)
     quota: int = 0  # bytes it may still send in this loop turn
     client: tuple | None = None  # the request's client (through trusted proxies), None: the peer's
+    tls: object = None
 
     def write(self, transport):
         """Send what the transport takes within `quota`; True once the whole response is out, False when the

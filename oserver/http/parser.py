@@ -7,7 +7,7 @@ RFC 9112 (message syntax) or RFC 9110 (semantics) section it comes from; the gra
 from dataclasses import dataclass
 
 from oserver.http.grammar import (ABSOLUTE_FORM, CONTENT_LENGTH, FIELD_LINE, HEAD_END, HOST_VALUE,
-                                  LEADING_EMPTY_LINES, OWS, OWS_TEXT, REQUEST_LINE)
+                                  LEADING_EMPTY_LINES, OWS, OWS_TEXT, REQUEST_LINE, REQUEST_START)
 
 
 class HttpError(Exception):
@@ -22,6 +22,7 @@ class HttpError(Exception):
 METHODS_SERVED = ("GET", "HEAD")
 CHUNKED = -1  # Request.content_length of a body sent with Transfer-Encoding: chunked (RFC 9112 7.1)
 CR = ord("\r")
+TLS_HANDSHAKE_RECORD = 0x16  # the first byte of a TLS ClientHello
 
 
 @dataclass(slots=True, frozen=True, eq=False)
@@ -55,6 +56,15 @@ def find_head(buf):
     if m is None:
         return None
     return buf[:m.start()], buf[m.end():]
+
+
+def check_request_start(buf):
+    """An incomplete head (empty lines skipped) must start with a method's first character: anything else is
+    refused at once, not when a line end comes (a TLS ClientHello sent to the plain port waits for an answer
+    and sends no line end). A CR may be the start of an empty line still arriving."""
+    if buf and buf[0] != CR and REQUEST_START.match(buf) is None:
+        raise HttpError(400, "TLS handshake sent to the plain HTTP port" if buf[0] == TLS_HANDSHAKE_RECORD
+                        else "not an HTTP request")
 
 
 def check_head_limits(buf, max_request_line, max_header_bytes):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from oserver.http.body import request_body
 from oserver.http.output import Interim, Response
-from oserver.http.parser import HttpError, check_head_limits, find_head, parse_request_head, skip_empty_lines
+from oserver.http.parser import (HttpError, check_head_limits, check_request_start, find_head, parse_request_head,
+                                 skip_empty_lines)
 from oserver.http.response import CONTINUE, Reply, error_reply, response_head
 
 # The input side's states. Sending is not a state: output is queued in any of them and written as the
@@ -40,7 +41,8 @@ class Services:
     answers a Reply or the Route of mounted code; `executor.submit(call, protocol)` runs mounted code and
     calls `protocol.app_replied`; `clock.now` is the loop's time; `events` hears `answered(status, path)`,
     `refused(client, error)` and `response_done(peer, response, aborted)`; `draining` ends keep-alive;
-    `real_ip.client(client, headers)`, when set, is a request's client sent through trusted proxies."""
+    `real_ip.client(client, headers)`, when set, is a request's client sent through trusted proxies;
+    `tls_fields` are added to every response on a TLS connection (Strict-Transport-Security)."""
 
     config: object
     router: object
@@ -49,24 +51,27 @@ class Services:
     events: object
     draining: bool = False
     real_ip: object = None
+    tls_fields: bytes = b""
 
 
 @dataclass(slots=True, eq=False)
 class AppCall:
     """A request for mounted code: where it goes, when it started (its first byte, for $request_time), its
-    client's address, the bytes of a 100 Continue sent ahead of its reply, and its body once received."""
+    client's address, the scheme it came by ("http" or "https"), the bytes of a 100 Continue sent ahead of its
+    reply, and its body once received."""
 
     request: object
     route: object
     started: float
     client: tuple
+    scheme: str
     interim: int = 0
     body: bytes = b""
 
 
 class Http1Protocol:
     __slots__ = ("services", "client", "peer", "local_address", "owner", "inbuf", "out", "state", "body",
-                 "app_call", "linger", "started")
+                 "app_call", "linger", "started", "tls")
 
     def __init__(self, services, client, local_address, owner=None, peer=None):
         self.services = services
@@ -81,6 +86,7 @@ class Http1Protocol:
         self.body = None  # the request body being received (kept for mounted code, else dropped)
         self.app_call = None  # the AppCall of a mounted request awaiting its body or its reply
         self.linger = False  # close by reading what the client still sends (after a refusal)
+        self.tls = None  # the TLS session (protocol, cipher, resumed) of a TLS connection, set before any byte
 
     # ------------------------------------------------------------ input
 
@@ -126,7 +132,7 @@ class Http1Protocol:
             client = self.client
             if services.real_ip is not None:  # through trusted proxies: the client they name
                 client = services.real_ip.client(client, request.headers)
-            answer = services.router.route(request, client)
+            answer = services.router.route(request, client, self.tls is not None)
             if answer.__class__ is not Reply:  # the Route of mounted code
                 self.start_app(request, answer, client)
                 return True
@@ -151,6 +157,7 @@ class Http1Protocol:
         stripped = skip_empty_lines(buf)
         found = find_head(stripped)
         if found is None:
+            check_request_start(stripped)
             check_head_limits(stripped, config.max_request_line, config.max_header_bytes)
             if len(buf) > config.max_header_bytes:  # a flood of empty lines
                 raise HttpError(431, "request header section too large")
@@ -195,7 +202,7 @@ class Http1Protocol:
     def start_app(self, request, route, client):
         """A request for mounted code: called at once, or once its body is in (after a 100 Continue, if it
         asked for one)."""
-        call = AppCall(request, route, self.next_started(), client)
+        call = AppCall(request, route, self.next_started(), client, "http" if self.tls is None else "https")
         self.app_call = call
         if not request.content_length:
             return self.call_app(b"")
@@ -271,14 +278,15 @@ class Http1Protocol:
         it."""
         keep_alive = request is not None and request.keep_alive and reply.keep_alive and \
             not self.services.draining
-        head = response_head(reply.status, reply.fields, keep_alive, reply.line)
+        fields = reply.fields if self.tls is None else reply.fields + self.services.tls_fields
+        head = response_head(reply.status, fields, keep_alive, reply.line)
         if request is not None and request.method == "HEAD":
             pending, parts = head, []
         else:
             pending = head + reply.data if reply.data else head
             parts = list(reply.parts) if reply.parts else []
         self.out.append(Response(request, reply.status, len(head) + interim, started, received, pending, parts,
-                                 interim, client=client))
+                                 interim, client=client, tls=self.tls))
         if not keep_alive:
             self.state = CLOSING
 

@@ -61,6 +61,11 @@ def response_head(status, fields, keep_alive, line=None):
                      CONNECTION_FIELDS[keep_alive]))
 
 
+def hsts_field(max_age):
+    """The Strict-Transport-Security field line of TLS responses (RFC 6797), b"" when max_age is -1 (none)."""
+    return b"Strict-Transport-Security: max-age=%d\r\n" % max_age if max_age >= 0 else b""
+
+
 def error_body(status):
     title = f"{status} {REASONS[status]}"
     return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"

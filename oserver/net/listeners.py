@@ -1,16 +1,18 @@
 """Listeners: bind a listening socket, and accept a connection with the transport its listener speaks.
 
 The master binds (or inherits, from systemd or an upgrade) the sockets; each worker wraps them in Listeners.
-A listener chooses the transport of its connections (plain TCP today), and whether a PROXY protocol header
-comes first: then it hands out a ProxyPreamble, which makes the transport once the header is read.
+A listener chooses the transport of its connections: plain TCP, or TLS with the master's contexts; and whether
+a PROXY protocol header comes first: then it hands out a ProxyPreamble, which makes the transport once the
+header is read.
 """
 
+import functools
 import socket
 from dataclasses import dataclass
 
 from oserver.config import ConfigError
 from oserver.net.preamble import ProxyPreamble
-from oserver.net.transport import TcpTransport
+from oserver.net.transport import TcpTransport, TlsTransport
 
 
 def format_address(address):
@@ -36,7 +38,7 @@ class Listener:
     """A listening socket, the transport its connections get, and whether they start with a PROXY header."""
 
     sock: socket.socket
-    make_transport: type = TcpTransport
+    make_transport: object = TcpTransport  # make_transport(connected socket) -> its transport
     proxy_protocol: bool = False
     kind: tuple = ()  # (family, type, proto) of its connections, as plain ints
 
@@ -60,3 +62,10 @@ class Listener:
 
     def close(self):
         self.sock.close()
+
+
+def make_listener(sock, tls=None):
+    """A Listener on `sock`: TLS with `tls` (the master's TlsContexts), else plain TCP."""
+    if tls is None:
+        return Listener(sock)
+    return Listener(sock, functools.partial(TlsTransport, contexts=tls))

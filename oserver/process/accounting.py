@@ -1,10 +1,12 @@
 """What a worker's connections report, turned into shared counters and log lines: a request answered (status
 and path, counted before the reply is sent), a request refused (an info line), a response ended (bytes
-counted, the access log line)."""
+counted, the access log line), a TLS handshake done (full or resumed) or failed (its reason at debug level
+only: a scanner must not flood the log)."""
 
 import logging
 
 from oserver.net.listeners import format_address
+from oserver.process.stats import HANDSHAKE_FAILED, HANDSHAKE_FULL, HANDSHAKE_RESUMED
 
 
 class RequestEvents:
@@ -13,6 +15,7 @@ class RequestEvents:
         self.access = access_log.access if access_log.enabled else None  # called per response
         self.clock = clock
         self.log = logging.getLogger("oserver.worker")
+        self.debug = self.log.isEnabledFor(logging.DEBUG)
         self.answered = slot.count_request  # answered(status, path): no extra call on the hot path
 
     def refused(self, client, error):
@@ -27,3 +30,11 @@ class RequestEvents:
         self.slot.count_bytes(body_bytes + response.head_bytes)
         if self.access is not None:
             self.access(response.client or peer, self.clock.now, response, body_bytes, aborted, peer)
+
+    def handshake_done(self, session):
+        self.slot.count_handshake(HANDSHAKE_RESUMED if session.reused else HANDSHAKE_FULL)
+
+    def handshake_failed(self, client, reason):
+        self.slot.count_handshake(HANDSHAKE_FAILED)
+        if self.debug:
+            self.log.debug("%s: TLS handshake failed: %s", format_address(client), reason)

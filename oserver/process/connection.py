@@ -1,9 +1,10 @@
 """One client connection in a worker's loop: its transport, its protocol, its timer and epoll interest.
 
-Moves bytes between the two (the transport reads and writes, the protocol decides), tells the loop which
-timer applies (from the protocol's state), and closes: at once, or lingering (the write side shut, what the
-client still sends read and dropped) after a refusal, so that the client reads the answer. Before it, with
-proxy_protocol, a PendingConnection waits for the PROXY header, then hands the socket over to one.
+Runs the transport's handshake first (TLS), under the header timer; then moves bytes between the two (the
+transport reads and writes, the protocol decides), tells the loop which timer applies (from the protocol's
+state), and closes: at once, or lingering (the write side shut, what the client still sends read and dropped)
+after a refusal, so that the client reads the answer. Before it, with proxy_protocol, a PendingConnection
+waits for the PROXY header, then hands the socket over to one.
 """
 
 import logging
@@ -11,10 +12,12 @@ import select
 
 from oserver.apps.executors import AppPending
 from oserver.http.output import SendFailed
+from oserver.http.parser import HttpError
 from oserver.http.protocol import CLOSING, WAITING_FOR_APP
 from oserver.http.response import error_reply, response_head
 from oserver.net.listeners import format_address
 from oserver.net.proxy_protocol import ProxyProtocolError
+from oserver.net.transport import PlainHttpOnTlsPort
 
 RECV_SIZE = 65536
 EPOLLIN = select.EPOLLIN
@@ -26,7 +29,7 @@ log = logging.getLogger("oserver.worker")
 
 class Connection:
     __slots__ = ("loop", "transport", "protocol", "fd", "timer", "watching", "registered", "closed",
-                 "linger_until", "limit")
+                 "linger_until", "limit", "handshaking")
 
     def __init__(self, loop, transport, protocol):
         self.loop = loop
@@ -43,6 +46,7 @@ class Connection:
         self.closed = False
         self.linger_until = 0.0  # while lingering: when to close whatever the client does
         self.limit = None  # (client key, epoch) while counted by limit_conn_per_ip (process/limits.py)
+        self.handshaking = transport.handshakes  # no HTTP byte until the transport's handshake is done
 
     @property
     def address(self):
@@ -53,6 +57,8 @@ class Connection:
     def on_readable(self):
         if self.linger_until:
             return self.discard_input()
+        if self.handshaking:
+            return self.handshake()
         try:
             data = self.transport.recv(RECV_SIZE)
         except BlockingIOError:
@@ -68,6 +74,40 @@ class Connection:
         self.process()
 
     def on_writable(self):
+        if self.handshaking:
+            return self.handshake()
+        self.process()
+
+    def handshake(self):
+        """Advance the transport's handshake; once done, the connection reads its first request."""
+        events = self.protocol.services.events
+        try:
+            waiting_for = self.transport.handshake()
+        except PlainHttpOnTlsPort:
+            return self.refuse_plain_http()
+        except OSError as e:
+            events.handshake_failed(self.address, e)
+            return self.close()
+        if waiting_for:
+            return self.watch(waiting_for)
+        self.handshaking = False
+        session = self.transport.session
+        if session is not None:
+            self.protocol.tls = session
+            events.handshake_done(session)
+        self.watch(EPOLLIN)
+        self.on_readable()  # the first request often follows the handshake at once
+
+    def refuse_plain_http(self):
+        """Plain HTTP sent to the TLS port: answered in plain HTTP, 400, and closed (nginx's 497 case)."""
+        self.handshaking = False
+        self.transport = self.transport.plain()
+        self.protocol.services.events.handshake_failed(self.address, "plain HTTP sent to the TLS port")
+        try:
+            received = self.transport.recv(RECV_SIZE)
+        except OSError:
+            received = b""
+        self.protocol.refuse(HttpError(400, "plain HTTP request sent to the HTTPS port"), received)
         self.process()
 
     def refuse(self, reply):
@@ -117,7 +157,11 @@ class Connection:
     # ------------------------------------------------------------ timers and closing
 
     def expire_head(self):
-        """header_timeout: the request head or body did not arrive in time: 408, then close."""
+        """header_timeout: the request head or body did not arrive in time: 408, then close. A handshake not
+        done by then is closed without an answer."""
+        if self.handshaking:
+            self.protocol.services.events.handshake_failed(self.address, "handshake timed out")
+            return self.close()
         self.protocol.timeout()
         if self.flush():
             self.finish()
@@ -146,7 +190,7 @@ class Connection:
         """A bug surfaced while handling this connection: answer 500 if nothing was sent yet, then close."""
         if self.closed:
             return
-        if not self.protocol.response_started():
+        if not self.handshaking and not self.protocol.response_started():
             self.protocol.abort()
             try:
                 self.transport.send(INTERNAL_ERROR)

@@ -6,6 +6,7 @@ Signal handlers do nothing; `signal.set_wakeup_fd` wakes the main loop, which di
 It never parses HTTP and never serves a client.
 """
 
+import datetime
 import logging
 import os
 import resource
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 
 from oserver.config import MAX_WORKERS, ConfigError, build_config
 from oserver.logs import reopen_error_log, setup_error_log
-from oserver.net.listeners import bind_listener, format_address
+from oserver.net.listeners import bind_listener, format_address, make_listener
+from oserver.net.tls import expiry_text, load_tls
 from oserver.process import systemd, upgrade
 from oserver.process.privileges import worker_ids
 from oserver.process.limits import TABLE_BYTES
@@ -41,6 +43,7 @@ SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGQUIT: "q
 CONTROL_SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reload": signal.SIGHUP,
                    "reopen": signal.SIGUSR1, "upgrade": signal.SIGUSR2}
 OLD_PID_SUFFIX = ".oldbin"  # nginx's: the pidfile of the master an upgrade replaces
+TLS_SOCKET_NAMES = ("https", "tls")  # socket activation: a socket systemd names so (FileDescriptorName=) is TLS
 
 
 @dataclass(slots=True, eq=False)
@@ -61,7 +64,7 @@ class WorkerProcess:
 class Rollout:
     """A generation of workers coming up (the first one, or a reload's beside the serving one). It is a state
     the supervise loop checks at each pass, never a wait: a signal arriving meanwhile is acted on at once.
-    `previous` is what a failed reload goes back to: (config, generation, worker count)."""
+    `previous` is what a failed reload goes back to: (config, TLS contexts, generation, worker count)."""
 
     generation: int
     listeners: dict
@@ -78,6 +81,8 @@ class Master:
         self.log = logging.getLogger("oserver.master")
         self.listeners = {}  # (host, port) -> socket
         self.activated = False  # listeners came from systemd socket activation
+        self.activated_tls = set()  # the addresses of those named TLS_SOCKET_NAMES
+        self.tls = None  # the TlsContexts of the serving generation (None: no TLS listener)
         self.workers = {}  # pid -> WorkerProcess
         self.generation = 0
         self.rollout = None  # the Rollout of a generation coming up
@@ -101,6 +106,7 @@ class Master:
     def run(self):
         """Bind, fork the workers and supervise them until stopped; returns the exit code."""
         self.open_listeners()
+        tls = self.load_tls(self.config)
         set_process_title("oserver: master process " + " ".join(sys.argv))
         self.write_pidfile()
         try:
@@ -110,11 +116,12 @@ class Master:
                           ", ".join(self.listen_names()), self.num_workers, os.path.abspath(self.config.root))
             self.log.info("access log %s, log level %s, status page %s", self.config.access_log,
                           self.config.log_level, self.config.status_path or "off")
+            self.report_tls(tls)
             for prefix, spec in self.config.mount.items():
                 self.log.info("mount %s -> %s (imported by each worker)", prefix, spec)
             self.warn_about_unused_user()
             raise_open_file_limit(self.config.max_connections)
-            self.start_rollout(self.config, self.listeners, previous=None)
+            self.start_rollout(self.config, self.listeners, tls, previous=None)
             while self.workers or not self.stopping:
                 self.supervise()
         finally:
@@ -176,12 +183,39 @@ class Master:
             raise ConfigError(f"LISTEN_FDS: the sockets passed in are unusable: {e.strerror}") from None
         if inherited:
             self.activated = True
-            self.listeners = {sock.getsockname()[:2]: sock for sock in inherited}
+            self.listeners = {sock.getsockname()[:2]: sock for sock, _ in inherited}
+            self.activated_tls = {sock.getsockname()[:2] for sock, name in inherited if name in TLS_SOCKET_NAMES}
         else:
             self.listeners = self.bind_listeners(self.config)
 
     def listen_names(self):
-        return [format_address(address) for address in self.listeners]
+        return [format_address(address) + (" (TLS)" if self.is_tls(address, self.config) else "")
+                for address in self.listeners]
+
+    def is_tls(self, address, config):
+        """Does the listener on `address` speak TLS? Its port is tls_port, or systemd named its socket so."""
+        if self.activated:
+            return address in self.activated_tls
+        return bool(config.tls_port) and address[1] == config.tls_port
+
+    def load_tls(self, config):
+        """The TLS contexts of config's TLS listeners (None if it has none), loaded here in the master: before
+        the workers fork (they share the session ticket keys) and as the user that started it (a key readable
+        by root only works)."""
+        return load_tls(config, bool(self.activated_tls) if self.activated else bool(config.tls_port))
+
+    def report_tls(self, tls):
+        """Log how TLS is served, and warn of certificates about to expire."""
+        if tls is None:
+            return
+        self.log.info("%s", tls.describe())
+        for certificate, days in tls.expiring(datetime.datetime.now(datetime.timezone.utc)):
+            self.log.warning("%s", expiry_text(certificate, days))
+
+    def worker_listeners(self, listeners):
+        """The Listeners a worker of the current generation serves: TLS ones with its contexts."""
+        return [make_listener(sock, self.tls if self.is_tls(address, self.config) else None)
+                for address, sock in listeners.items()]
 
     def bind_listeners(self, config):
         """{address: socket} for the addresses config names: open sockets are reused, missing ones bound.
@@ -345,6 +379,7 @@ class Master:
             return
         try:
             config = build_config(self.config_file, self.overrides)
+            tls = self.load_tls(config)  # certificates and keys are read again
             listeners = self.bind_listeners(config)
         except ConfigError as e:
             self.log.error("reload failed, the old configuration keeps serving: %s", e)
@@ -359,7 +394,9 @@ class Master:
         if not self.use_error_log(config):
             self.close_listeners(listeners, keep=self.listeners)
             return systemd.notify("READY=1", self.status_line())
-        self.start_rollout(config, listeners, previous=(self.config, self.generation, self.num_workers))
+        self.report_tls(tls)
+        self.start_rollout(config, listeners, tls,
+                           previous=(self.config, self.tls, self.generation, self.num_workers))
 
     def handle_winch(self):
         """As nginx: the workers stop gracefully, the master stays with its sockets; HUP brings workers back."""
@@ -384,9 +421,10 @@ class Master:
                            config.error_log, e.strerror)
             return False
 
-    def start_rollout(self, config, listeners, previous):
-        """Fork a generation of workers with `config` on `listeners`; check_rollout() follows it up."""
-        self.config, self.num_workers = config, config.workers
+    def start_rollout(self, config, listeners, tls, previous):
+        """Fork a generation of workers with `config` on `listeners` (TLS ones with `tls`); check_rollout()
+        follows it up."""
+        self.config, self.tls, self.num_workers = config, tls, config.workers
         self.generation += 1
         self.next_spawn = 0.0
         self.rollout = Rollout(self.generation, listeners, time.monotonic() + READY_TIMEOUT, previous)
@@ -443,7 +481,7 @@ class Master:
             self.retire(worker)
         self.close_listeners(rollout.listeners, keep=self.listeners)
         if rollout.previous is not None:
-            self.config, self.generation, self.num_workers = rollout.previous
+            self.config, self.tls, self.generation, self.num_workers = rollout.previous
 
     def stop(self, how):
         if self.stopping in (how, "fast"):
@@ -526,8 +564,8 @@ class Master:
             code = 1
             try:
                 self.leave_master(listeners)
-                code = run_worker(self.config, list(listeners.values()), self.stats.slots[slot], self.generation,
-                                  self.pid)
+                code = run_worker(self.config, self.worker_listeners(listeners), self.stats.slots[slot],
+                                  self.generation, self.pid)
             except BaseException:
                 traceback.print_exc()
             finally:

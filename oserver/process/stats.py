@@ -2,10 +2,10 @@
 
 A header written only by the master (its start time, whether the instance is leaving, the per-client count
 epoch, the totals and top paths of retired workers), then a slot per worker written only by that worker:
-identity, heartbeat, connections, requests, bytes, responses by status class, limit refusals and its most
-requested paths (space-saving counts in a fixed table); last, the per-client table of limits.py, which
-every worker writes under a lock. Readers of the rest never lock: updates of several fields that must be
-seen whole are framed by a version counter (a seqlock).
+identity, heartbeat, connections, requests, bytes, responses by status class, limit refusals, TLS handshakes
+(full, resumed, failed) and its most requested paths (space-saving counts in a fixed table); last, the
+per-client table of limits.py, which every worker writes under a lock. Readers of the rest never lock:
+updates of several fields that must be seen whole are framed by a version counter (a seqlock).
 """
 
 import mmap
@@ -24,11 +24,14 @@ ENTRY_WORDS = ENTRY.size // HITS.size
 TABLE_BYTES = TOP_PATHS * ENTRY.size
 VERSION = struct.Struct("=Q")  # seqlock: odd while an update is being written
 # Responses 1xx..5xx (their sum is the requests), bytes sent, then the per-client limits' counts: connections
-# refused (limit_conn_per_ip), requests refused (limit_req_per_ip), clients the full table could not track.
-COUNTERS = struct.Struct("=5QQ3Q")
+# refused (limit_conn_per_ip), requests refused (limit_req_per_ip), clients the full table could not track;
+# then TLS handshakes full / resumed / failed.
+COUNTERS = struct.Struct("=5QQ3Q3Q")
 BYTES_WORD = 5
 LIMIT_COUNTERS = ("conn_refused", "req_refused", "untracked")
 LIMIT_WORDS = {name: BYTES_WORD + 1 + i for i, name in enumerate(LIMIT_COUNTERS)}
+HANDSHAKE_FULL, HANDSHAKE_RESUMED, HANDSHAKE_FAILED = 9, 10, 11  # their words
+HANDSHAKE_RESULTS = ("full", "resumed", "failed")
 READ_DEADLINE = 0.05  # seconds a reader retries a read that overlapped an update before taking it as it is
 
 # Header: version, master start time (unix), leaving (1 from the moment the instance stops taking new work: a
@@ -159,7 +162,8 @@ class TopPaths:
 
 class WorkerSlot:
     """One worker's region of the shared stats: written by that worker, read by anyone. The counters are
-    kept in a list and each new value is stored through a memoryview of 8-byte words: [1xx..5xx, bytes]."""
+    kept in a list and each new value is stored through a memoryview of 8-byte words: [1xx..5xx, bytes,
+    handshakes full, resumed, failed]."""
 
     __slots__ = ("shared", "region", "offset", "words", "counts", "top")
 
@@ -217,6 +221,12 @@ class WorkerSlot:
         counts[BYTES_WORD] = n
         self.words[BYTES_WORD] = n
 
+    def count_handshake(self, word):
+        """A TLS handshake ended: HANDSHAKE_FULL, HANDSHAKE_RESUMED or HANDSHAKE_FAILED."""
+        n = self.counts[word] + 1
+        self.counts[word] = n
+        self.words[word] = n
+
     def snapshot(self):
         """The shared stats as this worker's status page shows them: its own latest paths included."""
         self.top.publish()
@@ -243,20 +253,22 @@ class WorkerSlot:
 
 
 def counters_dict(values):
-    classes, nbytes, limited = values[:BYTES_WORD], values[BYTES_WORD], values[BYTES_WORD + 1:]
+    classes, nbytes = values[:BYTES_WORD], values[BYTES_WORD]
+    limited, handshakes = values[BYTES_WORD + 1:HANDSHAKE_FULL], values[HANDSHAKE_FULL:]
     return {"requests": sum(classes), "bytes_sent": nbytes, "responses": dict(zip(STATUS_CLASSES, classes)),
-            "limited": dict(zip(LIMIT_COUNTERS, limited))}
+            "limited": dict(zip(LIMIT_COUNTERS, limited)), "tls_handshakes": dict(zip(HANDSHAKE_RESULTS, handshakes))}
 
 
 def counters_values(counters):
     """The COUNTERS words of a counters_dict()."""
-    return (*counters["responses"].values(), counters["bytes_sent"], *counters["limited"].values())
+    return (*counters["responses"].values(), counters["bytes_sent"], *counters["limited"].values(),
+            *counters["tls_handshakes"].values())
 
 
 def add_counters(total, more):
     total["requests"] += more["requests"]
     total["bytes_sent"] += more["bytes_sent"]
-    for group in ("responses", "limited"):
+    for group in ("responses", "limited", "tls_handshakes"):
         for name, n in more[group].items():
             total[group][name] += n
 
@@ -322,7 +334,7 @@ class SharedStats:
         workers = []
         for slot in self.slots:
             data = slot.read()
-            if data["requests"]:  # a worker that has exited counts until the master retires its slot
+            if any(counters_values(data)):  # a worker that has exited counts until the master retires its slot
                 add_counters(totals, data)
                 merge_counts(paths, slot.read_top())
             if data["pid"]:

@@ -1,7 +1,8 @@
 """systemd integration, stdlib only: sd_notify datagrams to $NOTIFY_SOCKET and socket activation.
 
 notify() speaks the sd_notify protocol (one AF_UNIX datagram of KEY=VALUE lines); inherited_sockets()
-takes over the listening sockets systemd passes in LISTEN_FDS / LISTEN_PID (first fd is 3).
+takes over the listening sockets systemd passes in LISTEN_FDS / LISTEN_PID (first fd is 3), with their names
+(LISTEN_FDNAMES, from FileDescriptorName=).
 """
 
 import os
@@ -32,19 +33,21 @@ def monotonic_usec():
 
 
 def inherited_sockets():
-    """Listening sockets passed by systemd socket activation to this very process, else []."""
+    """[(socket, name)] of the listening sockets passed by systemd socket activation to this very process (the
+    name is "" when systemd gave none), else []."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()):
         return []
     try:
         count = int(os.environ.get("LISTEN_FDS", "0"))
     except ValueError:
         return []
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(name, None)
     sockets = []
-    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+    for index, fd in enumerate(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)):
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
         os.set_inheritable(fd, False)
-        sockets.append(sock)
+        sockets.append((sock, names[index] if index < len(names) else ""))
     return sockets

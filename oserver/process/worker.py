@@ -20,8 +20,9 @@ from oserver.apps.executors import InlineExecutor, ThreadPool
 from oserver.apps.mounts import MountError, load_mounts
 from oserver.http.protocol import IDLE, WAITING_FOR_APP, Http1Protocol, Services
 from oserver.http.realip import Networks, RealIp
+from oserver.http.response import hsts_field
 from oserver.logs import AccessLog, reopen_error_log
-from oserver.net.listeners import Listener, format_address
+from oserver.net.listeners import format_address
 from oserver.process.accept import AcceptPolicy, accept_mode
 from oserver.process.accounting import RequestEvents
 from oserver.process.connection import Connection, PendingConnection
@@ -86,10 +87,11 @@ def set_parent_death_signal(signum):
 
 
 class Worker:
-    def __init__(self, config, listen_sockets, stats_slot, generation, access_log, sites):
+    def __init__(self, config, listeners, stats_slot, generation, access_log, sites):
         self.config = config
-        self.listeners = {sock.fileno(): Listener(sock, proxy_protocol=config.proxy_protocol)
-                          for sock in listen_sockets}
+        for listener in listeners:
+            listener.proxy_protocol = config.proxy_protocol  # a PROXY header comes before any transport's byte
+        self.listeners = {listener.fileno(): listener for listener in listeners}
         self.slot = stats_slot
         self.generation = generation
         self.logs = access_log
@@ -111,7 +113,7 @@ class Worker:
         self.services = Services(config, router, self.executor, self.clock,
                                  RequestEvents(stats_slot, access_log, self.clock),
                                  real_ip=RealIp(self.trusted, config.real_ip_header) if config.header_real_ip
-                                 else None)
+                                 else None, tls_fields=hsts_field(config.hsts_max_age))
         self.accept = AcceptPolicy(accept_mode(mounts is not None, config.threads), stats_slot, generation)
         self.connections = {}
         self.epoll = None

@@ -307,20 +307,31 @@ def test_quit_answers_a_request_whose_head_was_partly_read(server):
 
 # ---------------------------------------------------------------- HUP: reload
 
-def test_reload_under_load_loses_no_request(start_server, capsys):
-    server = start_server()
+def reload_under_load(server, url, verify=True):
+    """LOAD_CLIENTS keep-alive clients asking `url` (the server's plain or TLS address; `verify` is requests')
+    for LOAD_PATHS through RELOADS reloads: (the Load, the worker pids of each generation)."""
     generations = [all_workers(server)]
-    with Load(server.url, LOAD_PATHS, LOAD_CLIENTS) as load:
+    with Load(url, LOAD_PATHS, LOAD_CLIENTS, verify=verify) as load:
         for _ in range(RELOADS):
             load.flows(REQUESTS_BETWEEN_RELOADS)
             server.signal(signal.SIGHUP)
             generations.append(wait_for(lambda: workers_replaced(server, generations[-1]), "a new generation"))
         load.flows(REQUESTS_BETWEEN_RELOADS)
+    return load, generations
+
+
+def assert_no_request_lost(reloaded, capsys, what="reload under load"):
+    load, generations = reloaded
     with capsys.disabled():
-        print(f"\nreload under load: {load.summary()}, {len(generations) - 1} reloads")
+        print(f"\n{what}: {load.summary()}, {len(generations) - 1} reloads")
     assert load.errors == []
     assert (load.failed, load.non_2xx) == (0, 0)
     assert len({pid for pids in generations for pid in pids}) == 2 * (RELOADS + 1)
+
+
+def test_reload_under_load_loses_no_request(start_server, capsys):
+    server = start_server()
+    assert_no_request_lost(reload_under_load(server, server.url), capsys)
 
 
 def test_reload_with_a_new_index_name_takes_effect(start_server, docroot, config_file):

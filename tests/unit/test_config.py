@@ -8,7 +8,9 @@ import tomllib
 
 import pytest
 
-from oserver.config import FIELDS, MAX_WORKERS, Config, ConfigError, build_config, coerce
+from oserver.cli import build_parser, overrides_from
+from oserver.config import (FIELDS, MAX_WORKERS, MOZILLA_INTERMEDIATE_CIPHERS, Config, ConfigError, SniCertificate,
+                            build_config, coerce)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = os.path.join(REPO, "conf", "oserver.toml")
@@ -213,3 +215,53 @@ def test_locations_are_parsed_in_order_with_their_defaults(write):
 
 def test_error_pages_are_keyed_by_status_number(write):
     assert build_config(write('error_pages = {404 = "/404.html"}\n')).error_pages == {404: "/404.html"}
+
+
+# ---------------------------------------------------------------- TLS options (issue 15)
+
+def test_tls_is_off_by_default_with_the_mozilla_intermediate_ciphers_ready(write):
+    config = build_config(write(""))
+    assert (config.tls_port, config.tls_protocols, config.tls_ciphers) == (0, ("TLSv1.2", "TLSv1.3"),
+                                                                         MOZILLA_INTERMEDIATE_CIPHERS)
+    assert config.listen_addresses == [("0.0.0.0", 8080)]
+
+
+def test_the_tls_port_listens_on_every_bind_address_beside_the_plain_port(write):
+    config = build_config(write('bind = ["127.0.0.1", "::1"]\ntls_port = 8443\ntls_certificate = "c.pem"\n'))
+    assert config.listen_addresses == [("127.0.0.1", 8080), ("::1", 8080), ("127.0.0.1", 8443), ("::1", 8443)]
+
+
+def test_sni_tables_are_read_with_one_or_several_names(write):
+    config = build_config(write('[[tls_sni]]\nserver_names = "a.test"\ncertificate = "/a.pem"\n'
+                                '[[tls_sni]]\nserver_names = ["b.test", "*.b.test"]\ncertificate = "/b.pem"\n'
+                                'certificate_key = "/b.key"\n'))
+    assert config.tls_sni == (SniCertificate(("a.test",), "/a.pem"),
+                              SniCertificate(("b.test", "*.b.test"), "/b.pem", "/b.key"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tls_port = 8080\ntls_certificate = 'c.pem'\n", "tls_port: 8080 is also the plain port"),
+    ("tls_port = 8443\n", "tls_certificate: needed with tls_port"),
+    ("redirect_to_https = true\n", "redirect_to_https: needs tls_port"),
+    ("tls_port = 70000\n", "tls_port: 70000 is not in 0..65535"),
+    ("tls_protocols = ['TLSv1.1']\n", "tls_protocols: 'TLSv1.1' is not one of TLSv1.2, TLSv1.3"),
+    ("tls_protocols = []\n", "tls_protocols: at least one value is needed"),
+    ("hsts_max_age = -2\n", "hsts_max_age: -2 is not >= -1"),
+    ("tls_sni = 'x'\n", "tls_sni: expected an array of tables"),
+    ("[[tls_sni]]\nserver_names = ['a.test']\n", "tls_sni: missing certificate"),
+    ("[[tls_sni]]\nserver_names = ['a.test']\ncertificate = 'a'\ncolour = 'red'\n", "tls_sni: unknown key colour"),
+    ("[[tls_sni]]\nserver_names = [1]\ncertificate = 'a'\n", "tls_sni: server_names: expected a string"),
+    ("[[tls_sni]]\nserver_names = ['a b']\ncertificate = 'a'\n", "tls_sni: 'a b' is not a host name or *.domain"),
+    ("[[tls_sni]]\nserver_names = ['a.*.test']\ncertificate = 'a'\n", "is not a host name or *.domain"),
+])
+def test_bad_tls_options_are_refused_naming_the_key(write, text, message):
+    assert message in error_of(write(text))
+
+
+def test_tls_flags_set_the_tls_options_and_sni_has_no_flag():
+    args = build_parser().parse_args(["--tls-port", "8443", "--tls-certificate", "c.pem", "--tls-certificate-key",
+                                      "k.pem", "--tls-protocols", "TLSv1.3", "--redirect-to-https",
+                                      "--hsts-max-age", "600"])
+    assert overrides_from(args) == {"tls_port": 8443, "tls_certificate": "c.pem", "tls_certificate_key": "k.pem",
+                                    "tls_protocols": ["TLSv1.3"], "redirect_to_https": True, "hsts_max_age": 600}
+    assert "--tls-sni" not in build_parser().format_help()

@@ -74,3 +74,14 @@ def test_a_sites_relative_root_is_taken_from_the_files_directory(site):
     (site / "docs").mkdir()
     config = config_from(site, 'root = "../www"\n[[site]]\nserver_names = ["a.test"]\nroot = "../docs"\n')
     assert config.site[0].config.root == str(site / "docs")
+
+
+def test_relative_tls_files_are_taken_from_the_files_directory(site):
+    config = config_from(site, 'root = "../www"\ntls_port = 8443\ntls_certificate = "tls/cert.pem"\n'
+                               'tls_certificate_key = "/etc/key.pem"\n'
+                               '[[tls_sni]]\nserver_names = ["a.test"]\ncertificate = "a.pem"\n'
+                               'certificate_key = "../a.key"\n')
+    assert (config.tls_certificate, config.tls_certificate_key) == (str(site / "conf" / "tls" / "cert.pem"),
+                                                                   "/etc/key.pem")
+    assert (config.tls_sni[0].certificate, config.tls_sni[0].certificate_key) == (str(site / "conf" / "a.pem"),
+                                                                                   str(site / "a.key"))

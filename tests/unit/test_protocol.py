@@ -28,8 +28,9 @@ class Router:
         self.app = Route(Mount("/app", "test:app", None, "handler"), "/app", "")
         self.clients = []  # the client of each request routed
 
-    def route(self, request, client):
+    def route(self, request, client, secure=False):
         self.clients.append(client)
+        self.secure = secure
         return self.app if request.path.startswith("/app") else HELLO
 
 
@@ -277,7 +278,7 @@ def test_a_full_transport_keeps_the_rest_for_later():
 def test_a_file_is_sent_in_send_quota_slices():
     proto = protocol(send_quota=4096)
     data = bytes(range(256)) * 64
-    proto.services.router.route = lambda request, client: Reply(
+    proto.services.router.route = lambda request, client, secure: Reply(
         200, b"Content-Length: %d\r\n" % len(data), parts=(FileSpan(FakeFile(data), 0, len(data)),))
     feed(proto, get())
     transport = Transport()
@@ -289,7 +290,7 @@ def test_a_file_is_sent_in_send_quota_slices():
 
 def test_a_truncated_file_fails_the_response():
     proto = protocol()
-    proto.services.router.route = lambda request, client: Reply(
+    proto.services.router.route = lambda request, client, secure: Reply(
         200, b"Content-Length: 100\r\n", parts=(FileSpan(FakeFile(b"short"), 0, 100),))
     feed(proto, get())
     transport = Transport()
@@ -362,3 +363,56 @@ def test_a_refused_request_is_the_connections_clients():
     feed(proto, b"GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.1\r\nBad Header\r\n\r\n")
     responses(proto)
     assert proto.services.events.clients == [(CLIENT, CLIENT)]
+
+
+# ---------------------------------------------------------------- what a TLS connection changes
+
+TLS_SESSION = object()  # the protocol only carries it to the responses (the access log reads it)
+HSTS = b"Strict-Transport-Security: max-age=600\r\n"
+
+
+def tls_protocol(**limits):
+    proto = protocol(**limits)
+    proto.services.tls_fields = HSTS
+    proto.tls = TLS_SESSION
+    return proto
+
+
+def test_a_tls_connection_adds_its_fields_to_every_response_and_carries_its_session():
+    proto = tls_protocol()
+    feed(proto, get())
+    response = proto.out[0]
+    assert HSTS in responses(proto) and response.tls is TLS_SESSION
+
+
+def test_a_plain_connection_adds_no_tls_fields():
+    proto = protocol()
+    proto.services.tls_fields = HSTS
+    feed(proto, get())
+    assert HSTS not in responses(proto) and proto.out == []
+
+
+def test_the_router_hears_whether_the_request_came_over_tls():
+    for proto, secure in ((protocol(), False), (tls_protocol(), True)):
+        feed(proto, get())
+        assert proto.services.router.secure is secure
+
+
+def test_mounted_code_is_told_the_scheme():
+    for proto, scheme in ((protocol(), "http"), (tls_protocol(), "https")):
+        feed(proto, get("/app"))
+        assert proto.services.executor.calls[0][0].scheme == scheme
+
+
+def test_a_tls_hello_on_the_plain_port_is_refused_at_its_first_byte():
+    proto = protocol()
+    feed(proto, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello's start: no line end comes
+    assert statuses(responses(proto)) == [400] and proto.state is CLOSING
+
+
+def test_a_request_still_arriving_after_an_empty_line_waits():
+    proto = protocol()
+    feed(proto, b"\r")
+    assert proto.out == []
+    feed(proto, b"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(responses(proto)) == [200]
