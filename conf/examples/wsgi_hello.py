@@ -1,6 +1,7 @@
 """A bare PEP 3333 WSGI application, mounted with `"/wsgi" = "wsgi_hello:application"`.
 
-Any WSGI app (Flask, Django, Bottle...) mounts the same way: OServer runs it inline in each worker.
+Any WSGI app (Flask, Django, Bottle...) mounts the same way: OServer runs it in each worker, inline or on its
+thread pool (`threads`).
 """
 
 
