@@ -64,8 +64,8 @@ class Listener:
         self.sock.close()
 
 
-def make_listener(sock, tls=None):
-    """A Listener on `sock`: TLS with `tls` (the master's TlsContexts), else plain TCP."""
-    if tls is None:
-        return Listener(sock)
-    return Listener(sock, functools.partial(TlsTransport, contexts=tls))
+def make_listener(sock, tls=None, proxy_protocol=False):
+    """A Listener on `sock`: TLS with `tls` (the master's TlsContexts), else plain TCP; its connections start
+    with a PROXY header when `proxy_protocol`."""
+    transport = TcpTransport if tls is None else functools.partial(TlsTransport, contexts=tls)
+    return Listener(sock, transport, proxy_protocol)

@@ -213,8 +213,10 @@ class Master:
             self.log.warning("%s", expiry_text(certificate, days))
 
     def worker_listeners(self, listeners):
-        """The Listeners a worker of the current generation serves: TLS ones with its contexts."""
-        return [make_listener(sock, self.tls if self.is_tls(address, self.config) else None)
+        """The Listeners a worker of the current generation serves: TLS ones with its contexts, each expecting a
+        PROXY header first with proxy_protocol."""
+        return [make_listener(sock, self.tls if self.is_tls(address, self.config) else None,
+                              self.config.proxy_protocol)
                 for address, sock in listeners.items()]
 
     def bind_listeners(self, config):

@@ -89,8 +89,6 @@ def set_parent_death_signal(signum):
 class Worker:
     def __init__(self, config, listeners, stats_slot, generation, access_log, sites):
         self.config = config
-        for listener in listeners:
-            listener.proxy_protocol = config.proxy_protocol  # a PROXY header comes before any transport's byte
         self.listeners = {listener.fileno(): listener for listener in listeners}
         self.slot = stats_slot
         self.generation = generation
