@@ -28,6 +28,7 @@ log = logging.getLogger("oserver.apps")
 
 class InlineExecutor:
     busy = queued = 0  # nothing runs beside the loop
+    wakeup = None  # nor wakes it
 
     def __init__(self, clock):
         self.clock = clock

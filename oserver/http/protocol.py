@@ -73,12 +73,12 @@ class Http1Protocol:
     __slots__ = ("services", "client", "peer", "local_address", "owner", "inbuf", "out", "state", "body",
                  "app_call", "linger", "started", "tls")
 
-    def __init__(self, services, client, local_address, owner=None, peer=None):
+    def __init__(self, services, client, local_address, peer=None):
         self.services = services
         self.client = client  # (host, port) of the connection's client
         self.peer = peer or client  # (host, port) of the other end of the socket (a proxy's, in front of it)
         self.local_address = local_address  # () -> (host, port) the client connected to
-        self.owner = owner  # the caller's handle on this connection, for whoever resumes it (an executor)
+        self.owner = None  # the caller's handle on this connection, for whoever resumes it (an executor)
         self.started = services.clock.now  # when the first byte of the request being read arrived
         self.inbuf = b""
         self.out = []  # Response / Interim items; a list, not a deque: 10x smaller when idle

@@ -104,10 +104,8 @@ class Worker:
                         self.limits.request_refusal if config.limit_req_per_ip else None)
         if config.threads > 1:
             self.executor = ThreadPool(config.threads, config.pending_limit, self.clock, self.resume)
-            self.app_wakeup = self.executor.wakeup
         else:
             self.executor = InlineExecutor(self.clock)
-            self.app_wakeup = None
         self.services = Services(config, router, self.executor, self.clock,
                                  RequestEvents(stats_slot, access_log, self.clock),
                                  real_ip=RealIp(self.trusted, config.real_ip_header) if config.header_real_ip
@@ -147,8 +145,9 @@ class Worker:
         self.epoll = select.epoll()
         self.signal_fd = self.install_signals()
         self.epoll.register(self.signal_fd, EPOLLIN)
-        if self.app_wakeup is not None:
-            self.epoll.register(self.app_wakeup, EPOLLIN)
+        app_wakeup = self.executor.wakeup  # the pool's eventfd, None when mounted code runs inline
+        if app_wakeup is not None:
+            self.epoll.register(app_wakeup, EPOLLIN)
         self.start_accepting()
         self.slot.worker_started(os.getpid(), self.generation)
         connections = self.connections
@@ -169,7 +168,7 @@ class Worker:
                         self.connection_failed(conn)
                 elif fd in listeners:
                     self.accept_batch(listeners[fd])
-                elif fd == self.app_wakeup:
+                elif fd == app_wakeup:
                     self.executor.complete()
                 elif fd == self.signal_fd:
                     self.handle_signals()
