@@ -31,9 +31,37 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def child_pids(parent):
-    """Pids of the live (not zombie) children of `parent`, from /proc."""
-    pids = []
+def listening_inodes(port):
+    """Inodes of the sockets listening on `port` (any address, IPv4 or IPv6), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def holds_socket(pid, inodes):
+    """Does process `pid` have one of the sockets `inodes` open?"""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
+def live_processes():
+    """(pid, parent pid, session id) of every live (not zombie) process, from /proc."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -42,9 +70,18 @@ def child_pids(parent):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == parent and fields[0] != "Z":
-            pids.append(int(entry))
-    return sorted(pids)
+        if fields[0] != "Z":
+            yield int(entry), int(fields[1]), int(fields[3])
+
+
+def child_pids(parent):
+    """Pids of the live (not zombie) children of `parent`, from /proc."""
+    return sorted(pid for pid, ppid, _ in live_processes() if ppid == parent)
+
+
+def session_holds_socket(session, inodes):
+    """Does a process of session `session` (a server and whatever it started) have one of `inodes` open?"""
+    return any(holds_socket(pid, inodes) for pid, _, sid in live_processes() if sid == session)
 
 
 def make_docroot(path):
@@ -55,17 +92,29 @@ def make_docroot(path):
 
 
 class Server:
-    """A running OServer master (`httpd.py` of this checkout unless `command` names another) and how to reach it."""
+    """A running OServer master (`httpd.py` of this checkout unless `command` names another) and how to reach it.
+
+    A port picked by free_port() may be taken by another program (another test run on the machine) before the
+    master binds it. Readiness therefore asks that the server's own processes hold the listening socket (whoever
+    answers before that is somebody else), and a server that exits because its picked port was taken meanwhile
+    is started again on another one."""
+
+    port_picked = False  # chosen here by free_port(), not given: another may be picked if it gets taken
 
     def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None,
                  command=(sys.executable, HTTPD), port=None):
         self.root = root
         self.host = host
+        self.port_picked = port is None
         self.port = port or free_port(host)
         self.log_path = log_path
-        self.argv = self.command_line(command, workers, args)
+        self.command, self.workers, self.args, self.env = command, workers, args, env
         self.log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=self.log_file, env=env,
+        self.launch()
+
+    def launch(self):
+        self.argv = self.command_line(self.command, self.workers, self.args)
+        self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=self.log_file, env=self.env,
                                      start_new_session=True)
 
     def command_line(self, command, workers, args):
@@ -85,7 +134,14 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if self.port_picked and listening_inodes(self.port):  # another program took the port first
+                    self.port = free_port(self.host)
+                    self.launch()
+                    continue
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_text()}")
+            if not session_holds_socket(self.pid, listening_inodes(self.port)):  # not listening yet
+                time.sleep(0.02)
+                continue
             try:
                 if path is None:
                     socket.create_connection((self.host, self.port), timeout=1).close()
