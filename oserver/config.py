@@ -306,7 +306,7 @@ class Config:
     limit_req_burst: int = option(0, "requests a client may make at once beyond limit_req_per_ip (nginx's burst)",
                                   check=non_negative)
     max_ranges: int = option(16, "most ranges served in one multipart response", check=positive)
-    send_quota: int = option(262144, "bytes sent to one connection per loop turn (fairness)", check=positive,
+    send_quota: int = option(2097152, "bytes sent to one connection per loop turn (fairness)", check=positive,
                              unit="bytes")
     # caches
     open_file_cache_valid: float = option(1.0, "seconds a cached file lookup (a 404 too) stays valid",
