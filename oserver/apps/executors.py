@@ -104,6 +104,7 @@ class ThreadPool:
         self.jobs = queue.SimpleQueue()
         self.finished = collections.deque()  # (callback, result): appended by pool threads, read by the loop
         self.wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.wake_sent = False  # the eventfd was written since the loop last read it: no need to again
         self.in_flight = 0  # calls submitted and not yet replied (loop thread only)
         self.running = {}  # thread id -> (monotonic start, AppCall) of a call running now
         self.slow = set()  # ids of calls already reported as running past worker_timeout
@@ -155,14 +156,19 @@ class ThreadPool:
             finally:
                 self.running.pop(me, None)
             self.finished.append((callback, result))
-            os.eventfd_write(self.wakeup, 1)
+            if not self.wake_sent:  # calls finishing together wake the loop once
+                self.wake_sent = True
+                os.eventfd_write(self.wakeup, 1)
 
     def complete(self):
-        """On the loop thread, when the eventfd is readable: deliver what the pool finished."""
+        """On the loop thread, when the eventfd is readable: deliver what the pool finished. The eventfd is
+        read before wake_sent is cleared, and both before the queue is emptied: a result appended after a
+        thread saw wake_sent set is delivered now, and one appended after it was cleared writes again."""
         try:
             os.eventfd_read(self.wakeup)
         except BlockingIOError:
             pass
+        self.wake_sent = False
         finished = self.finished
         while finished:
             callback, result = finished.popleft()

@@ -16,38 +16,42 @@ BALANCE_PAUSE = 0.02  # seconds a worker with clearly more connections than a pe
 @dataclass(slots=True, frozen=True)
 class AcceptMode:
     """`events` the listener is watched with, `batch` connections taken per wake-up, `slack` connections a
-    worker may hold above its least loaded peer, `yields_turn` re-queues it behind its peers after a batch."""
+    worker may hold above its least loaded peer, `yields_turn` re-queues it behind its peers after a batch,
+    `allowance` the connections it takes whatever its peers hold."""
 
     name: str
     events: int
     batch: int
     slack: int
     yields_turn: bool
+    allowance: int
 
 
 # Static files: one new connection wakes one worker (EPOLLEXCLUSIVE), which takes a batch, then steps to the
 # back of the listener's queue of waiting workers (the kernel wakes them in registration order).
-EXCLUSIVE_BATCHES = AcceptMode("exclusive batches", select.EPOLLIN | select.EPOLLEXCLUSIVE, 64, BALANCE_SLACK, True)
+EXCLUSIVE_BATCHES = AcceptMode("exclusive batches", select.EPOLLIN | select.EPOLLEXCLUSIVE, 64, BALANCE_SLACK, True,
+                               BALANCE_SLACK)
 # Mounted code may hold a worker for a while, and keep-alive clients stay with the worker that accepted them:
 # every worker is woken for each connection, takes one, and leaves the next to a peer holding fewer.
-ONE_AT_A_TIME = AcceptMode("one at a time", select.EPOLLIN, 1, MOUNTED_BALANCE_SLACK, False)
+ONE_AT_A_TIME = AcceptMode("one at a time", select.EPOLLIN, 1, MOUNTED_BALANCE_SLACK, False, MOUNTED_BALANCE_SLACK)
 
 
 def accept_mode(mounted, threads):
-    """Exclusive batches for static files; one at a time with mounted code, sharing connections one for one
-    when it runs inline, and within a pool's worth of threads when it runs on one (a worker with idle threads
-    serves a new connection as soon as a peer would: holding back for balance only delays its first answer)."""
+    """Exclusive batches for static files; one at a time with mounted code, sharing connections one for one.
+    On a thread pool a worker first takes as many connections as it has threads, whatever its peers hold (it
+    serves each at once: holding back would only delay first answers), and shares the rest one for one (a
+    connection beyond its threads may have to wait for one)."""
     if not mounted:
         return EXCLUSIVE_BATCHES
     if threads == 1:
         return ONE_AT_A_TIME
-    return replace(ONE_AT_A_TIME, slack=threads)
+    return replace(ONE_AT_A_TIME, allowance=threads)
 
 
 class AcceptPolicy:
     def __init__(self, mode, slot, generation):
         self.mode = mode
-        self.balance = AcceptBalance(slot, generation, mode.slack)
+        self.balance = AcceptBalance(slot, generation, mode.slack, mode.allowance)
         self.out_of_descriptors = False  # accept() hit EMFILE/ENFILE and has not since found the backlog empty
         self.descriptors_pause_until = 0.0
         self.peers_pause_until = 0.0

@@ -13,10 +13,14 @@ PEER_LOOKUP_INTERVAL = 0.25  # seconds: with no peer known, accepting looks agai
 
 
 class AcceptBalance:
-    def __init__(self, slot, generation, slack=BALANCE_SLACK):
+    """`slack`: the load a worker may hold above its least loaded peer; `allowance`: the load up to which it
+    takes new connections whatever its peers hold (by default the slack)."""
+
+    def __init__(self, slot, generation, slack=BALANCE_SLACK, allowance=None):
         self.slot = slot
         self.generation = generation
         self.slack = slack
+        self.allowance = slack if allowance is None else allowance
         self.peers = ()
         self.next_lookup = 0.0
 
@@ -28,9 +32,9 @@ class AcceptBalance:
                            now - slot.last_heartbeat < PEER_SILENCE and slot.read()["generation"] == self.generation)
 
     def over_share(self, load, now):
-        """True when `load` exceeds the least loaded fresh peer's by more than the slack. A load is connections
-        plus requests for mounted code running on threads or waiting for one (see Worker.load)."""
-        if load <= self.slack:
+        """True when `load` has reached the allowance and exceeds the least loaded fresh peer's by more than the
+        slack. A load is connections plus requests for mounted code waiting for a thread (see Worker.load)."""
+        if load < self.allowance:
             return False
         if not self.peers and now >= self.next_lookup:  # peers that started since the last tick count too
             self.find_peers(now)
@@ -38,7 +42,7 @@ class AcceptBalance:
         for slot in self.peers:
             data = slot.read()
             if now - data["heartbeat"] < PEER_SILENCE:
-                count = data["active"] + data["idle"] + data["busy_threads"] + data["queued"]
+                count = data["active"] + data["idle"] + data["queued"]
                 if least is None or count < least:
                     least = count
         return least is not None and load > least + self.slack

@@ -271,13 +271,13 @@ class Worker:
         if accepted:
             if policy.mode.yields_turn:
                 self.yield_accept_turn(listener)
-            if self.load() > policy.mode.slack:  # peers weigh this worker by its published load
+            if self.load() > policy.mode.allowance:  # peers weigh this worker by its published load
                 self.publish_load()
 
     def load(self):
-        """What accept balancing weighs: connections, and requests for mounted code in a thread or waiting
-        for one (a peer with idle threads takes new connections first)."""
-        return len(self.connections) + self.executor.busy + self.executor.queued
+        """What accept balancing weighs: connections, and requests for mounted code waiting for a thread (a
+        request running on one belongs to a connection counted already)."""
+        return len(self.connections) + self.executor.queued
 
     def publish_load(self):
         executor = self.executor

@@ -17,9 +17,9 @@ def test_inline_mounted_code_shares_connections_one_for_one():
     assert accept_mode(True, 1) is ONE_AT_A_TIME and ONE_AT_A_TIME.slack == 1
 
 
-def test_a_thread_pool_shares_connections_within_its_thread_count():
+def test_a_thread_pool_takes_its_thread_count_then_shares_one_for_one():
     mode = accept_mode(True, 32)
-    assert (mode.batch, mode.slack, mode.events) == (1, 32, ONE_AT_A_TIME.events)
+    assert (mode.batch, mode.allowance, mode.slack, mode.events) == (1, 32, 1, ONE_AT_A_TIME.events)
 
 
 def policy_with_a_peer(peer_load, mode=ONE_AT_A_TIME):
@@ -41,16 +41,17 @@ def test_a_worker_ahead_of_its_peer_defers_once_then_accepts_whatever_they_hold(
     assert not policy.defer_to_peers(5, now + BALANCE_PAUSE)
 
 
-def test_a_peers_busy_threads_count_as_its_load():
+def test_a_peers_requests_waiting_for_a_thread_count_as_its_load():
     stats = SharedStats(4)
     own, peer = stats.slots[0], stats.slots[1]
     own.worker_started(1000, GENERATION)
     peer.worker_started(1001, GENERATION)
-    peer.heartbeat(2, 0, busy=2, queued=3)  # 2 connections, 5 requests for mounted code: a load of 7
+    # 5 connections, 2 requests running on threads (on 2 of those connections) and 3 waiting for one: a load of 8
+    peer.heartbeat(5, 0, busy=2, queued=3)
     policy = AcceptPolicy(ONE_AT_A_TIME, own, GENERATION)
     policy.balance.find_peers(time.monotonic())
-    assert not policy.defer_to_peers(8, time.monotonic())
-    assert policy.defer_to_peers(9, time.monotonic())
+    assert not policy.defer_to_peers(9, time.monotonic())
+    assert policy.defer_to_peers(10, time.monotonic())
 
 
 def test_running_out_of_descriptors_is_reported_once_per_shortage():

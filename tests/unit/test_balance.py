@@ -90,6 +90,29 @@ def test_worker_knowing_no_peer_looks_again_when_it_must_decide(stats):
     assert balance.over_share(BALANCE_SLACK + 1, time.monotonic() + PEER_LOOKUP_INTERVAL)
 
 
+def test_a_worker_below_its_allowance_takes_connections_whatever_its_peers_hold(stats):
+    own = started(stats, 0, 0)
+    started(stats, 1, 0)
+    balance = AcceptBalance(own, GENERATION, slack=MOUNTED_BALANCE_SLACK, allowance=32)
+    balance.find_peers(time.monotonic())
+    assert not balance.over_share(31, time.monotonic())
+    assert balance.over_share(32, time.monotonic())
+
+
+def test_a_thread_pools_burst_fills_the_first_workers_threads_then_goes_to_its_peer(stats):
+    """50 keep-alive clients, 2 workers of 32 threads, the first worker always running first: no worker
+    holds more connections than it has threads (none waits for one)."""
+    slots = [started(stats, 0, 0), started(stats, 1, 0)]
+    first = AcceptBalance(slots[0], GENERATION, MOUNTED_BALANCE_SLACK, allowance=32)
+    first.find_peers(time.monotonic())
+    held = [0, 0]
+    for _ in range(50):
+        taker = 1 if first.over_share(held[0], time.monotonic()) else 0
+        held[taker] += 1
+        slots[taker].heartbeat(held[taker], 0)
+    assert held == [32, 18]
+
+
 @pytest.mark.parametrize("slack, burst", [(BALANCE_SLACK, 1000), (MOUNTED_BALANCE_SLACK, 16)],
                          ids=["static", "mounted"])
 def test_a_burst_is_shared_even_when_one_worker_always_runs_first(stats, slack, burst):
