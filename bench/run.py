@@ -31,13 +31,13 @@ SETTLE_S = 0.2  # seconds a server gets to close the connections a run leaves be
 
 def start_main_servers(fleet, with_access_logs, tls=None):
     """OServer and nginx, and OServer (baseline) when BENCH_OSERVER_BASELINE_DIR names another checkout; with
-    `tls` (a bench.certs.Certificate), their TLS ports."""
+    `tls` (a bench.certs.Certificate), their TLS ports (the baseline only if it has TLS listeners)."""
     def log(name):
         return fresh_access_log(name) if with_access_logs else None
     main = [servers.oserver(DOCROOT, WORK_DIR, log(servers.OSERVER), tls=tls),
             servers.nginx(DOCROOT, WORK_DIR, log("nginx"), tls=tls)]
     baseline = servers.baseline_httpd()
-    if baseline:
+    if baseline and (tls is None or servers.serves_tls(baseline)):
         main.append(servers.oserver(DOCROOT, WORK_DIR, log(servers.BASELINE), httpd=baseline, name=servers.BASELINE,
                                     tls=tls))
     return [fleet.start(server, SMALL_PAGE) for server in main]

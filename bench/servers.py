@@ -200,6 +200,12 @@ def baseline_httpd():
     return oserver_httpd(checkout) if checkout else None
 
 
+def serves_tls(httpd):
+    """Does that httpd.py have TLS listeners (a checkout older than issue 15 has none)?"""
+    help_text = subprocess.run([oserver_python(), httpd, "--help"], capture_output=True, text=True).stdout
+    return "--tls-port" in help_text
+
+
 def describe_oserver(httpd):
     """Which httpd.py, at which commit, run by which python."""
     return f"{httpd}, {oserver_revision(httpd)}, on {oserver_python()}"
