@@ -20,6 +20,10 @@ from oserver.http.response import REASONS, SERVER_OWNED_FIELDS, Reply, error_rep
 NO_BODY_STATUSES = (204, 304)  # RFC 9110 15.3.5, 15.4.5
 LAST_CHUNK = b"0\r\n\r\n"
 STATUS_TEXTS_CACHED = 256
+HEADER_LISTS_CACHED = 1024
+# Header lists of str pairs already checked, as header_fields() answered them: apps send the same few again and
+# again. Pool threads share it (a dict's get and set are atomic); it is emptied when full.
+CHECKED_HEADER_LISTS = {}
 
 log = logging.getLogger("oserver.handlers")
 
@@ -203,7 +207,28 @@ def status_text_line(status):
 
 def header_fields(headers):
     """(field bytes, declared Content-Length or None, keep-alive allowed) from a dict or (name, value) pairs.
-    Framing and hop-by-hop fields are the server's: dropped, though "Connection: close" is honoured."""
+    Framing and hop-by-hop fields are the server's: dropped, though "Connection: close" is honoured. A list
+    seen before is answered from CHECKED_HEADER_LISTS; only lists of str pairs are kept there, so that no
+    other value (1 for "1", True for 1) can pass for one of them."""
+    try:
+        pairs = tuple(headers.items() if isinstance(headers, dict) else headers)
+    except TypeError:  # not iterable: refused below
+        return checked_header_fields(headers)
+    try:
+        known = CHECKED_HEADER_LISTS.get(pairs)
+    except TypeError:  # a pair that is a list
+        return checked_header_fields(pairs)
+    if known is None:
+        known = checked_header_fields(pairs)
+        if all(type(name) is str and type(value) is str for name, value in pairs):
+            if len(CHECKED_HEADER_LISTS) >= HEADER_LISTS_CACHED:
+                CHECKED_HEADER_LISTS.clear()
+            CHECKED_HEADER_LISTS[pairs] = known
+    return known
+
+
+def checked_header_fields(headers):
+    """header_fields(), checking each field."""
     items = headers.items() if isinstance(headers, dict) else headers
     lines = []
     length = None

@@ -12,6 +12,11 @@ from oserver.apps.handlers import close_if_closable, regular_file
 
 WSGI_VERSION = (1, 0)
 FILE_BLOCK_SIZE = 65536
+SERVER_SOFTWARE = f"oserver/{__version__}"
+ENVIRON_KEYS_CACHED = 1024
+# A request header's name -> its environ key ("user-agent" -> "HTTP_USER_AGENT"), "" for one left out. Pool
+# threads share it (a dict's get and set are atomic); names are the client's choice, so it is emptied when full.
+ENVIRON_KEYS = {}
 
 
 class ErrorStream:
@@ -111,6 +116,10 @@ class WsgiApp:
     def __call__(self, request):
         start_response = StartResponse()
         iterable = self.app(self.environ(request), start_response)
+        if isinstance(iterable, (list, tuple)) and start_response.status is not None:  # a whole body at once
+            start_response.headers_sent = True
+            written = start_response.written
+            return start_response.status, start_response.headers, [*written, *iterable] if written else iterable
         try:
             if isinstance(iterable, FileWrapper) and regular_file(iterable.filelike) is not None \
                     and start_response.status is not None:
@@ -145,7 +154,7 @@ class WsgiApp:
             "SERVER_NAME": str(server_name),
             "SERVER_PORT": str(server_port),
             "SERVER_PROTOCOL": request.version,
-            "SERVER_SOFTWARE": f"oserver/{__version__}",
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
             "REMOTE_ADDR": client[0],
             "REMOTE_PORT": str(client[1]),
             "REQUEST_URI": request.target,
@@ -160,11 +169,27 @@ class WsgiApp:
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
         }
+        keys = ENVIRON_KEYS
         for name, value in headers.items():
-            if "_" in name or name in ("content-type", "content-length"):
-                continue  # a name with "_" would pass for its "-" twin (nginx and gunicorn drop them too)
-            environ["HTTP_" + name.upper().replace("-", "_")] = value
+            key = keys.get(name)
+            if key is None:
+                key = environ_key(name)
+            if key:
+                environ[key] = value
         return environ
+
+
+def environ_key(name):
+    """HTTP_* for a request header (remembered in ENVIRON_KEYS); "" for Content-Type and Content-Length, which
+    have CGI names, and for a name with "_", which would pass for its "-" twin (nginx and gunicorn drop them)."""
+    if "_" in name or name in ("content-type", "content-length"):
+        key = ""
+    else:
+        key = "HTTP_" + name.upper().replace("-", "_")
+    if len(ENVIRON_KEYS) >= ENVIRON_KEYS_CACHED:
+        ENVIRON_KEYS.clear()
+    ENVIRON_KEYS[name] = key
+    return key
 
 
 def first_chunk(chunks):
@@ -176,5 +201,5 @@ def first_chunk(chunks):
 
 
 def native(text):
-    """PEP 3333 "native string": the URL's UTF-8 bytes, each as one latin-1 character."""
-    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+    """PEP 3333 "native string": the URL's UTF-8 bytes, each as one latin-1 character (ASCII stays as it is)."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1")

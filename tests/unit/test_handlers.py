@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from oserver.apps import handlers
 from oserver.apps.handlers import (FileBody, HandlerRequest, StreamedBody, handler_reply, header_fields, run_handler,
                                    status_line)
 from oserver.apps.mounts import Mount, MountTable
@@ -83,6 +84,29 @@ def test_connection_close_from_a_handler_ends_keep_alive():
 
 def test_content_length_from_a_handler_is_read_not_copied():
     assert header_fields({"Content-Length": "12"}) == (b"", 12, True)
+
+
+def test_a_header_list_seen_before_is_answered_alike():
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "13"), ("Connection", "close")]
+    assert header_fields(headers) == header_fields(list(headers)) == (b"Content-Type: text/plain\r\n", 13, False)
+
+
+def test_a_value_that_equals_a_checked_one_is_still_checked_as_itself():
+    header_fields([("X-A", "1")])  # remembered
+    assert header_fields([("X-A", 1)])[0] == b"X-A: 1\r\n"
+    with pytest.raises(ValueError):
+        header_fields([("X-A", 1.0)])  # equal to 1, but no header value
+
+
+def test_pairs_that_are_lists_are_checked_each_time():
+    assert header_fields([["X-A", "1"]])[0] == header_fields([["X-A", "1"]])[0] == b"X-A: 1\r\n"
+
+
+def test_the_header_list_memory_is_bounded_by_emptying_it(monkeypatch):
+    monkeypatch.setattr(handlers, "CHECKED_HEADER_LISTS", {})
+    for i in range(handlers.HEADER_LISTS_CACHED + 1):
+        header_fields([("X-N", str(i))])
+    assert len(handlers.CHECKED_HEADER_LISTS) == 1
 
 
 @pytest.mark.parametrize("headers", [{"X-A": "1\r\nInjected: yes"}, {"Bad Name": "1"}, {"X-A": None},

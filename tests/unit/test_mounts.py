@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from oserver.config import build_config
+from oserver.apps import wsgi
 from oserver.apps.handlers import HandlerRequest
 from oserver.apps.mounts import Mount, MountError, MountTable, calling_convention, load_mounts
 from oserver.apps.wsgi import FileWrapper, WsgiApp
@@ -179,6 +180,35 @@ def test_list_answer_is_passed_through_whole():
         return [b"a", b"b"]
 
     assert run_app(app) == ("201 Created", [("X-A", "1")], b"ab")
+
+
+def test_write_callable_output_comes_before_a_list_answer():
+    def app(environ, start_response):
+        start_response("200 OK", [])(b"written ")
+        return [b"returned"]
+
+    assert run_app(app)[2] == b"written returned"
+
+
+def test_header_names_are_turned_into_environ_keys_alike_every_time():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(sorted(key for key in environ if key.startswith("HTTP_")))
+        start_response("200 OK", [])
+        return []
+
+    for _ in range(2):
+        run_app(app)
+    assert seen[0] == seen[1] == ["HTTP_HOST", "HTTP_X_CUSTOM"]
+
+
+def test_the_environ_key_memory_is_bounded_by_emptying_it(monkeypatch):
+    monkeypatch.setattr(wsgi, "ENVIRON_KEYS", {})
+    for i in range(wsgi.ENVIRON_KEYS_CACHED + 1):
+        wsgi.environ_key(f"x-name-{i}")
+    assert len(wsgi.ENVIRON_KEYS) == 1 and wsgi.ENVIRON_KEYS[f"x-name-{wsgi.ENVIRON_KEYS_CACHED}"] == \
+        f"HTTP_X_NAME_{wsgi.ENVIRON_KEYS_CACHED}"
 
 
 def test_write_callable_output_comes_first():
