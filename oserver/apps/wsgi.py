@@ -9,14 +9,12 @@ import logging
 
 from oserver import __version__
 from oserver.apps.handlers import close_if_closable, regular_file
+from oserver.prefixes import Memo
 
 WSGI_VERSION = (1, 0)
 FILE_BLOCK_SIZE = 65536
 SERVER_SOFTWARE = f"oserver/{__version__}"
 ENVIRON_KEYS_CACHED = 1024
-# A request header's name -> its environ key ("user-agent" -> "HTTP_USER_AGENT"), "" for one left out. Pool
-# threads share it (a dict's get and set are atomic); names are the client's choice, so it is emptied when full.
-ENVIRON_KEYS = {}
 
 
 class ErrorStream:
@@ -171,25 +169,23 @@ class WsgiApp:
         }
         keys = ENVIRON_KEYS
         for name, value in headers.items():
-            key = keys.get(name)
-            if key is None:
-                key = environ_key(name)
+            key = keys[name]
             if key:
                 environ[key] = value
         return environ
 
 
 def environ_key(name):
-    """HTTP_* for a request header (remembered in ENVIRON_KEYS); "" for Content-Type and Content-Length, which
-    have CGI names, and for a name with "_", which would pass for its "-" twin (nginx and gunicorn drop them)."""
+    """HTTP_* for a request header; "" for Content-Type and Content-Length, which have CGI names, and for a name
+    with "_", which would pass for its "-" twin (nginx and gunicorn drop them)."""
     if "_" in name or name in ("content-type", "content-length"):
-        key = ""
-    else:
-        key = "HTTP_" + name.upper().replace("-", "_")
-    if len(ENVIRON_KEYS) >= ENVIRON_KEYS_CACHED:
-        ENVIRON_KEYS.clear()
-    ENVIRON_KEYS[name] = key
-    return key
+        return ""
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
+# A request header's name -> environ_key(name), shared by the pool threads (a dict's get and set are atomic);
+# names are the client's choice, so it is emptied when full.
+ENVIRON_KEYS = Memo(environ_key, ENVIRON_KEYS_CACHED)
 
 
 def first_chunk(chunks):
