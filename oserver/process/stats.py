@@ -209,10 +209,7 @@ class WorkerSlot:
     def count_limited(self, name):
         """A limit refused a connection or a request ("conn_refused", "req_refused"), or the per-client table
         could not track a client ("untracked")."""
-        word = LIMIT_WORDS[name]
-        n = self.counts[word] + 1
-        self.counts[word] = n
-        self.words[word] = n
+        self.count_one(LIMIT_WORDS[name])
 
     def count_bytes(self, nbytes):
         """A response ended, `nbytes` of it (head and body) sent."""
@@ -223,6 +220,10 @@ class WorkerSlot:
 
     def count_handshake(self, word):
         """A TLS handshake ended: HANDSHAKE_FULL, HANDSHAKE_RESUMED or HANDSHAKE_FAILED."""
+        self.count_one(word)
+
+    def count_one(self, word):
+        """One more in counter `word` (count_request and count_bytes, per response, do the same inline)."""
         n = self.counts[word] + 1
         self.counts[word] = n
         self.words[word] = n
