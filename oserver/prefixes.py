@@ -2,6 +2,7 @@
 segment-wise (/api takes /api and /api/..., never /apix), with a bounded cache by raw path. Pure."""
 
 from oserver.files.static import url_path_to_segments
+from oserver.memo import Memo
 
 MAX_CACHED_MATCHES = 4096
 
@@ -12,22 +13,6 @@ def normalised_path(raw_path):
     return "/" + "/".join(segments) + ("/" if segments and raw_path.endswith("/") else "")
 
 
-class Memo(dict):
-    """What `compute(key)` answered for each key asked, a plain dict lookup once known; cleared when it holds
-    `limit` keys (so hostile keys cannot grow it)."""
-
-    def __init__(self, compute, limit=MAX_CACHED_MATCHES):
-        super().__init__()
-        self.compute = compute
-        self.limit = limit
-
-    def __missing__(self, key):
-        if len(self) >= self.limit:
-            self.clear()
-        value = self[key] = self.compute(key)
-        return value
-
-
 class PrefixTable:
     """Values by URL prefix. `match(raw_path)` answers `build(prefix, value, path)` for the longest prefix
     matching the path (`prefix` in matching form: no trailing slash, "" for "/"), or None."""
@@ -35,7 +20,7 @@ class PrefixTable:
     def __init__(self, entries, build):
         self.entries = sorted(((prefix.rstrip("/"), value) for prefix, value in entries), key=lambda e: -len(e[0]))
         self.build = build
-        self.match = Memo(self.find).__getitem__
+        self.match = Memo(self.find, MAX_CACHED_MATCHES).__getitem__
 
     def find(self, raw_path):
         if raw_path is None:  # OPTIONS * and CONNECT name no path

@@ -12,7 +12,8 @@ from oserver.files.static import StaticFiles, slash_redirect
 from oserver.http.parser import METHODS_SERVED
 from oserver.http.response import (ALLOW_FIELD, ERROR_BODIES, Reply, error_extra_fields, error_fields, error_reply,
                                    redirect_reply)
-from oserver.prefixes import Memo, PrefixTable
+from oserver.memo import Memo
+from oserver.prefixes import PrefixTable
 
 MAX_CACHED_HOSTS = 4096  # host names answered by a wildcard or the default site, remembered
 MAX_CACHED_FIELDS = 1024  # responses' field bytes rewritten by one HeaderPlan, remembered

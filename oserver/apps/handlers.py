@@ -16,6 +16,7 @@ from functools import lru_cache
 from oserver.http.grammar import CONTENT_LENGTH, FIELD_NAME, FIELD_VALUE, STATUS
 from oserver.http.output import FileSpan, Part, SendFailed
 from oserver.http.response import REASONS, SERVER_OWNED_FIELDS, Reply, error_reply
+from oserver.memo import remember
 
 NO_BODY_STATUSES = (204, 304)  # RFC 9110 15.3.5, 15.4.5
 LAST_CHUNK = b"0\r\n\r\n"
@@ -221,9 +222,7 @@ def header_fields(headers):
     if known is None:
         known = checked_header_fields(pairs)
         if all(type(name) is str and type(value) is str for name, value in pairs):
-            if len(CHECKED_HEADER_LISTS) >= HEADER_LISTS_CACHED:
-                CHECKED_HEADER_LISTS.clear()
-            CHECKED_HEADER_LISTS[pairs] = known
+            remember(CHECKED_HEADER_LISTS, pairs, known, HEADER_LISTS_CACHED)
     return known
 
 

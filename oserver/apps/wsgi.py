@@ -9,7 +9,7 @@ import logging
 
 from oserver import __version__
 from oserver.apps.handlers import close_if_closable, regular_file
-from oserver.prefixes import Memo
+from oserver.memo import Memo
 
 WSGI_VERSION = (1, 0)
 FILE_BLOCK_SIZE = 65536

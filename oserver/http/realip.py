@@ -9,17 +9,11 @@ walk. Pure: addresses and header text in, an address out.
 import ipaddress
 import re
 
+from oserver.memo import Memo
+
 CACHE_MAX = 4096  # remembered answers (address -> trusted, header -> client); cleared when full
 PORT = re.compile(r"[0-9]{1,5}")
 KEEP_PEER = ()  # a cached answer meaning "the peer stays the client"
-
-
-def remember(cache, key, value):
-    """Store an answer in a bounded cache (emptied when full) and return it."""
-    if len(cache) >= CACHE_MAX:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 class Networks:
@@ -30,17 +24,14 @@ class Networks:
 
     def __init__(self, addresses):
         self.networks = tuple(ipaddress.ip_network(address, strict=False) for address in addresses)
-        self.known = {}  # host text -> bool
+        self.known = Memo(self.lookup, CACHE_MAX)  # host text -> bool
 
     def __bool__(self):
         return bool(self.networks)
 
     def contains(self, host):
         """Is the host text (an IP address) listed?"""
-        known = self.known.get(host)
-        if known is None:
-            known = remember(self.known, host, self.lookup(host))
-        return known
+        return self.known[host]
 
     def lookup(self, host):
         try:
@@ -108,17 +99,13 @@ class RealIp:
         self.trusted = trusted  # Networks
         self.header = header.lower()
         self.nodes = forwarded_nodes if self.header == "forwarded" else forwarded_for_nodes
-        self.answers = {}  # (peer host, header value) -> client address, or KEEP_PEER
+        self.answers = Memo(lambda key: self.walk(key[1]), CACHE_MAX)  # (peer host, value) -> client, or KEEP_PEER
 
     def client(self, peer, headers):
         value = headers.get(self.header)
         if value is None or not self.trusted.allows(peer):
             return peer
-        key = (peer[0], value)
-        client = self.answers.get(key)
-        if client is None:
-            client = remember(self.answers, key, self.walk(value))
-        return client or peer
+        return self.answers[(peer[0], value)] or peer
 
     def walk(self, value):
         """The header's client: right to left past trusted entries; KEEP_PEER when its last entry is invalid."""

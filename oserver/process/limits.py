@@ -21,8 +21,9 @@ import struct
 import time
 import zlib
 
-from oserver.http.realip import remember
+from oserver.http.realip import CACHE_MAX
 from oserver.http.response import error_reply
+from oserver.memo import Memo
 
 ENTRY = struct.Struct("=16sqqdd")  # key, connections, their epoch, bucket excess (requests), last request time
 WAYS = 8
@@ -30,7 +31,6 @@ SETS = 4096
 SET_BYTES = WAYS * ENTRY.size
 TABLE_BYTES = SETS * SET_BYTES  # 1.5 MiB of shared memory, touched only as clients come
 EMPTY = bytes(16)
-UNKNOWN = object()  # a host not seen before (its cached key may be None)
 V4_MAPPED = bytes(10) + b"\xff\xff"
 REFUSED = -1  # add_connection: the client holds its limit already
 UNTRACKED = -2  # the client's set is full of clients holding connections: let through, uncounted
@@ -146,7 +146,7 @@ class Limits:
         self.table = table
         self.slot = slot  # this worker's stats slot: the refusal counters
         self.trusted = trusted
-        self.keys = {}  # host text -> table key, or None for a client never limited
+        self.keys = Memo(self.table_key, CACHE_MAX)  # host text -> table key, or None for a client never limited
         self.epoch = table.epoch
         self.refusals = {"conn_refused": 0, "req_refused": 0}  # since the last report
         self.next_report = 0.0
@@ -154,11 +154,10 @@ class Limits:
     def key(self, address):
         if address.__class__ is not tuple:
             return None
-        host = address[0]
-        key = self.keys.get(host, UNKNOWN)
-        if key is UNKNOWN:
-            key = remember(self.keys, host, None if self.trusted.contains(host) else client_key(host))
-        return key
+        return self.keys[address[0]]
+
+    def table_key(self, host):
+        return None if self.trusted.contains(host) else client_key(host)
 
     def connection_opened(self, conn, address):
         """Count a new connection from `address` (its client): False when the client holds its limit."""

@@ -11,7 +11,7 @@ from oserver.apps import wsgi
 from oserver.apps.handlers import HandlerRequest
 from oserver.apps.mounts import Mount, MountError, MountTable, calling_convention, load_mounts
 from oserver.apps.wsgi import FileWrapper, WsgiApp
-from oserver.prefixes import Memo
+from oserver.memo import Memo
 from oserver.http.parser import HttpError, Request
 
 
