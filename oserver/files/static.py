@@ -206,7 +206,7 @@ class StaticFiles:
         if entry.variants and "accept-encoding" in headers:
             entry = negotiate(entry, headers["accept-encoding"])
         if CONDITIONAL_FIELDS.isdisjoint(headers):
-            return entry.reply()
+            return entry.whole or entry.reply()  # a file held in memory: its Reply, without a call
         return self.conditional_reply(entry, request.method, headers)
 
     def conditional_reply(self, entry, method, headers):

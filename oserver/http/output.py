@@ -77,7 +77,7 @@ class Response:
     started: float
     received: bytes | None
     pending: bytes  # head (and small body) bytes still to send
-    parts: list
+    parts: list | tuple  # () when the head (and data) is all there is
     sent: int = 0  # bytes of this response sent so far (head included)
     quota: int = 0  # bytes it may still send in this loop turn
     client: tuple | None = None  # the request's client (through trusted proxies), None: the peer's
@@ -102,10 +102,6 @@ class Response:
                 return False
             if parts[0].write(self, transport):
                 parts.pop(0).close()
-
-    @property
-    def body_bytes(self):
-        return max(self.sent - self.head_bytes, 0)
 
     def ended(self, events, peer, aborted):
         """The response is over (sent whole, or `aborted` with its connection to `peer`): release its parts,

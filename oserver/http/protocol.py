@@ -143,7 +143,8 @@ class Http1Protocol:
         if request.content_length:  # read past it: the connection stays usable
             self.body = request_body(request.content_length, services.config.max_body_bytes, False)
             self.state = READING_BODY
-        self.queue_reply(request, answer, self.next_started(), client)
+        started, self.started = self.started, services.clock.now  # next_started(), without the call
+        self.queue_reply(request, answer, started, client)
         return True
 
     def next_started(self):
@@ -281,12 +282,12 @@ class Http1Protocol:
         fields = reply.fields if self.tls is None else reply.fields + self.services.tls_fields
         head = response_head(reply.status, fields, keep_alive, reply.line)
         if request is not None and request.method == "HEAD":
-            pending, parts = head, []
+            pending, parts = head, ()
         else:
             pending = head + reply.data if reply.data else head
-            parts = list(reply.parts) if reply.parts else []
+            parts = list(reply.parts) if reply.parts else ()
         self.out.append(Response(request, reply.status, len(head) + interim, started, received, pending, parts,
-                                 interim, client=client, tls=self.tls))
+                                 interim, 0, client, self.tls))  # positional: the hot path's cheaper call
         if not keep_alive:
             self.state = CLOSING
 

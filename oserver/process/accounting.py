@@ -26,8 +26,10 @@ class RequestEvents:
     def response_done(self, peer, response, aborted):
         """A response on a connection from `peer` ended (aborted: the connection closed first; only what was
         really sent counts). The access log names its client, and the peer as $realip_remote_addr."""
-        body_bytes = response.body_bytes
-        self.slot.count_bytes(body_bytes + response.head_bytes)
+        sent = response.sent
+        head_bytes = response.head_bytes
+        body_bytes = sent - head_bytes if sent > head_bytes else 0  # a head cut short sent no body
+        self.slot.count_bytes(body_bytes + head_bytes)
         if self.access is not None:
             self.access(response.client or peer, self.clock.now, response, body_bytes, aborted, peer)
 

@@ -145,7 +145,8 @@ class Connection:
             self.watch(EPOLLOUT)
             self.loop.await_send(self)
             return False
-        self.watch(EPOLLIN)
+        if self.watching != EPOLLIN:
+            self.watch(EPOLLIN)
         return True
 
     def watch(self, events):

@@ -67,7 +67,7 @@ class Events:
         self.refused_statuses.append(error.status)
 
     def response_done(self, peer, response, aborted):
-        self.done.append((response.status, response.body_bytes, aborted))
+        self.done.append((response.status, max(response.sent - response.head_bytes, 0), aborted))
         self.clients.append((response.client, peer))
 
 
