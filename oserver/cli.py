@@ -38,9 +38,10 @@ TABLE_FLAGS = {"mount": TableFlag("PREFIX=MODULE:CALLABLE", str, "/api=hello:han
                "error_pages": TableFlag("STATUS=PATH", str, "404=/404.html")}
 
 DESCRIPTION = "OServer: a prefork, epoll-driven HTTP/1.1 server for static files and mounted Python code."
+FILE_ONLY = ", ".join(f"[[{name}]]" for name, f in FIELDS.items() if not f.metadata["flag"])
 EPILOG = ("Options are read from defaults, then the config file (-c), then these flags. Relative paths in the "
-          "config file are taken from the file's directory, in flags from the current directory. More sites "
-          "([[site]]) and locations ([[location]]) are set in the config file only. Signals to the master: "
+          "config file are taken from the file's directory, in flags from the current directory. The arrays of "
+          f"tables ({FILE_ONLY}) are set in the config file only. Signals to the master: "
           "TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen logs, USR2 live upgrade (a new master "
           "from the code on disk), WINCH stop the workers, TTIN/TTOU one worker more/fewer.")
 

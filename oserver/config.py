@@ -363,7 +363,7 @@ class Config:
     tls_ciphers: str = option(MOZILLA_INTERMEDIATE_CIPHERS, "OpenSSL cipher list for TLS 1.2 (TLS 1.3 uses "
                               "OpenSSL's own suites); default: Mozilla intermediate, ECDHE")
     redirect_to_https: bool = option(False, "the plain port answers every request with a 301 to the same URL on "
-                                     "the TLS port (status_path and health_path excepted)")
+                                     "the TLS port (status_path, health_path and ready_path excepted)")
     hsts_max_age: int = option(-1, "Strict-Transport-Security max-age sent with TLS responses; -1 sends none",
                                check=at_least(-1), unit="s")
 

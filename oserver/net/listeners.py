@@ -15,6 +15,9 @@ from oserver.net.preamble import ProxyPreamble
 from oserver.net.transport import TcpTransport, TlsTransport
 
 
+CREATE_SERVER_SUFFIX = " (while attempting to bind on address"
+
+
 def format_address(address):
     if isinstance(address, tuple):
         return f"{address[0]}:{address[1]}"
@@ -27,8 +30,9 @@ def bind_listener(address, backlog):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         sock = socket.create_server((host, port), family=family, backlog=backlog)
-    except OSError as e:
-        raise ConfigError(f"cannot listen on {format_address(address)}: {e.strerror}") from None
+    except OSError as e:  # create_server appends the address to the reason; it is named once, first
+        reason = e.strerror.partition(CREATE_SERVER_SUFFIX)[0]
+        raise ConfigError(f"cannot listen on {format_address(address)}: {reason}") from None
     sock.setblocking(False)
     return sock
 

@@ -2,6 +2,7 @@
 root it resolved, and every error is one line starting with the same prefix."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -13,9 +14,13 @@ DEMO_ROOT = os.path.join(REPO, "httptest")
 ERROR = "oserver: error: "
 
 
-def check(*args, cwd):
-    return subprocess.run([sys.executable, HTTPD, *args, "-t"], capture_output=True, text=True, cwd=cwd,
+def run(*args, cwd):
+    return subprocess.run([sys.executable, HTTPD, *args], capture_output=True, text=True, cwd=cwd,
                           timeout=START_TIMEOUT)
+
+
+def check(*args, cwd):
+    return run(*args, "-t", cwd=cwd)
 
 
 @pytest.mark.parametrize("config", ["oserver.toml", "examples/mounts.toml"])
@@ -41,3 +46,11 @@ def test_every_error_is_one_line_with_the_common_prefix(tmp_path, args, problem)
     result = check(*args, cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr == ERROR + problem + "\n"
+
+
+def test_a_port_in_use_is_one_line_naming_the_address(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run("-b", "127.0.0.1", "-p", str(port), "-w", "1", "-r", str(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr == f"{ERROR}cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -66,6 +66,14 @@ def test_every_link_on_the_landing_page_answers(make_run):
     assert statuses == {href: 404 if href == MISSING_ON_PURPOSE else 200 for href in links.hrefs}
 
 
+def test_the_landing_page_names_every_main_section_of_the_readme(make_run):
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        sections = [line[3:].strip() for line in f if line.startswith("## ")]
+    page = requests.get(make_run.url + "/", timeout=START_TIMEOUT).text
+    assert len(sections) > 10
+    assert [section for section in sections if f"<b>{section}</b>" not in page] == []
+
+
 def test_each_request_is_logged_to_the_terminal(make_run):
     requests.get(make_run.url + "/httptest/readme.txt?first-run", timeout=START_TIMEOUT)
     line = '"GET /httptest/readme.txt?first-run HTTP/1.1" 200 19 '

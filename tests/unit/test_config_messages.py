@@ -124,6 +124,8 @@ def test_headers_and_error_pages_have_repeatable_flags():
         ({"X-Frame-Options": "DENY", "X-A": ""}, {"404": "/404.html"}, ["$uri", "/index.html"])
 
 
-def test_sites_and_locations_have_no_flag():
-    options = build_parser()._option_string_actions
-    assert "--site" not in options and "--location" not in options
+def test_sites_locations_and_sni_certificates_have_no_flag_and_help_says_so():
+    parser = build_parser()
+    options = parser._option_string_actions
+    assert not {"--site", "--location", "--tls-sni"} & options.keys()
+    assert "([[location]], [[site]], [[tls_sni]]) are set in the config file only" in " ".join(parser.epilog.split())

@@ -307,7 +307,7 @@ def test_a_redirect_needs_a_host_to_name():
     assert redirect_of(b"GET /a HTTP/1.0") == (400, None)
 
 
-def test_the_router_redirects_plain_requests_only_and_keeps_status_and_health_plain(files):
+def test_the_router_redirects_plain_requests_only_and_keeps_status_and_probes_plain(files):
     config = files.config(redirect_to_https=True, status_path="/status")
     router = Router(config, sites=Answering("file"), status_page=Answering("status"), mounts=None,
                     ready=lambda: True)
@@ -315,6 +315,7 @@ def test_the_router_redirects_plain_requests_only_and_keeps_status_and_health_pl
     assert router.route(request, ("127.0.0.1", 1), secure=False).status == 301
     assert router.route(parse_request_head(b"GET /status HTTP/1.1\r\nHost: h"), ("127.0.0.1", 1)) == "status"
     assert router.route(parse_request_head(b"GET /healthz HTTP/1.1\r\nHost: h"), ("127.0.0.1", 1)).status == 200
+    assert router.route(parse_request_head(b"GET /readyz HTTP/1.1\r\nHost: h"), ("127.0.0.1", 1)).status == 200
     assert router.route(request, ("127.0.0.1", 1), secure=True) == "file"
 
 
