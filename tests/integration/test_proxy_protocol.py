@@ -1,16 +1,19 @@
 """The PROXY protocol (v1 and v2) in front of HTTP, over real sockets: the header's source is the client in the
 access log; a connection without a valid header, from an untrusted peer, or too slow to send one is closed;
-a worker serves on after each.
+a worker serves on after each. A TLS listener takes the header before the handshake.
 
 127.0.0.1 plays the balancer (real_ip_from); 127.0.0.3 an outsider.
 """
 
 import socket
+import ssl
 import time
 import uuid
 
 import pytest
 
+from tests.certificates import TestCertificates
+from tests.conftest import free_port
 from tests.integration.test_core import SOCKET_TIMEOUT, wait_until
 from tests.integration.test_hardening import read_until_closed, status_of
 from tests.integration.test_realip import logged_addresses
@@ -119,3 +122,25 @@ def test_a_header_then_an_http_header_from_a_trusted_source(start_server, tmp_pa
     forwarded = request(path).replace(b"Host: x\r\n", b"Host: x\r\nX-Forwarded-For: 198.51.100.9\r\n")
     assert status_of(exchange(server, [V1_TCP4 + forwarded])[0]) == 200
     assert logged_addresses(log, path) == ("198.51.100.9", BALANCER)
+
+
+def test_a_tls_listener_reads_the_header_before_the_handshake(start_server, tmp_path):
+    """PROXY v2, then the TLS handshake and the request: the header's source is the client; a handshake sent
+    without a header first is not answered."""
+    certs = TestCertificates(tmp_path)
+    log = str(tmp_path / "access.log")
+    tls_port = free_port()
+    server = start_server("--proxy-protocol", "--real-ip-from", BALANCER, "--real-ip-header", "proxy_protocol",
+                          "--tls-port", str(tls_port), "--tls-certificate", certs.cert, "--tls-certificate-key",
+                          certs.key, "--access-log", log, "--access-log-format", LOG_FORMAT, ready_path=None)
+    path = unique_path()
+    with socket.create_connection((server.host, tls_port), SOCKET_TIMEOUT, source_address=(BALANCER, 0)) as raw:
+        raw.sendall(v2())
+        with certs.client_context().wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(request(path))
+            reply, _ = read_until_closed(tls)
+    assert status_of(reply) == 200
+    assert logged_addresses(log, path) == ("203.0.113.5", BALANCER)
+    with socket.create_connection((server.host, tls_port), SOCKET_TIMEOUT, source_address=(BALANCER, 0)) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            certs.client_context().wrap_socket(raw, server_hostname="localhost")
