@@ -127,17 +127,16 @@ class Rules:
     status: int = 301
 
     def redirect_reply(self, rest, query):
-        """The redirect, with `rest` (the decoded path below the location's prefix, encoded again) and the
-        query appended."""
-        target = self.redirect
+        """The redirect, with `rest` (the decoded path below the location's prefix, encoded again) appended to
+        the target's path, and the query to the target's own query; the target's #fragment stays last."""
+        target, hash_mark, fragment = self.redirect.partition("#")
+        target, _, target_query = target.partition("?")
         if rest:
             rest = quote(rest, safe=PATH_DELIMITERS)
             if target.endswith("/") and rest.startswith("/"):
                 rest = rest[1:]
-        url = target + rest
-        if query:
-            url += ("&" if "?" in target else "?") + query
-        return redirect_reply(url, self.status)
+        query = "&".join(part for part in (target_query, query) if part)
+        return redirect_reply(target + rest + ("?" if query else "") + query + hash_mark + fragment, self.status)
 
 
 class Site:

@@ -1,7 +1,7 @@
-"""Sites (issue 18) over real sockets: Host routing (exact, wildcard, port, case, absent, refused), custom error
-pages, try_files for a single-page app, location and site header fields on every status, redirects, a reload
-that adds a site, `-t` naming a bad key inside a site, $host and $site in the access log, and the shipped
-example conf/examples/sites.toml doing what the README shows.
+"""Sites over real sockets: Host routing (exact, wildcard, port, case, absent, refused), the status page, health
+path and mounts answering before any site, custom error pages, try_files for a single-page app, location and site
+header fields on every status, redirects, a reload that adds a site, `-t` naming a bad key inside a site, $host
+and $site in the access log, and the shipped example conf/examples/sites.toml doing what the README shows.
 
 Tests that leave their server as it was share one module-scoped server; the others start their own.
 """
@@ -17,24 +17,29 @@ import pytest
 from tests.conftest import HTTPD, REPO, START_TIMEOUT, Server
 from tests.integration.test_core import RawConnection
 from tests.integration.test_master import all_workers, wait_for, workers_replaced
-from tests.integration.test_mounts import ready_until_teardown
+from tests.integration.test_mounts import MOUNTAPPS, ready_until_teardown
 
 EXAMPLE = os.path.join(REPO, "conf", "examples")
 FILES = {
     "www/index.html": "www home\n", "www/404.html": "www's own 404 page\n", "www/a.txt": "0123456789",
-    "www/assets/app.css": "body {}\n",
+    "www/assets/app.css": "body {}\n", "www/50x.html": "www's own 50x page\n",
     "app/index.html": "app shell\n", "app/static/app.js": "app js\n", "app/guide/index.html": "guide\n",
     "new/index.html": "new site\n",
 }
 SITES = """
-    error_pages = {404 = "/404.html"}
+    cache_max_age = 60
+    error_pages = {404 = "/404.html", 500 = "/50x.html"}
     headers = {X-Frame-Options = "DENY", X-Site = "www"}
     access_log = "access.log"
     access_log_format = "$host $site $status $request_uri"
 
     [[location]]
     prefix = "/assets/"
-    headers = {Cache-Control = "public, max-age=31536000, immutable", X-Site = "www assets"}
+    headers = {CACHE-CONTROL = "public, max-age=31536000, immutable", x-site = "www assets"}  # any case replaces
+
+    [[location]]
+    prefix = "/broken/"
+    try_files = ["$uri", "=500"]
 
     [[location]]
     prefix = "/old/"
@@ -47,7 +52,7 @@ SITES = """
 
     [[location]]
     prefix = "/temporary"
-    redirect = "/elsewhere/"
+    redirect = "/elsewhere/?from=old"
     status = 307
 
     [[location]]
@@ -145,16 +150,49 @@ def test_an_absolute_form_target_names_the_site_before_host(sites):
     assert get(sites, "http://app.example.test/", "www.example.test").body == b"app shell\n"
 
 
-def test_refuse_answers_421_and_closes_for_an_unknown_host(site_server):
+def test_refuse_answers_421_and_closes_for_an_unknown_host_or_none(site_server):
     server = site_server('default_site = "refuse"\n[[site]]\nserver_names = ["app.example.test"]\nroot = "app"\n',
                          ready_path="/healthz")  # the health probe answers whatever the host
-    conn = RawConnection(server)
-    try:
-        assert conn.get("/", headers=["Host: unknown.example.test"]).status == 421
-        assert conn.closed_by_server()
-    finally:
-        conn.close()
+    for version, headers in [("HTTP/1.1", ["Host: unknown.example.test"]), ("HTTP/1.0", [])]:
+        conn = RawConnection(server)
+        try:
+            assert conn.get("/", version, headers=headers).status == 421
+            assert conn.closed_by_server()
+        finally:
+            conn.close()
     assert get(server, "/", "app.example.test").body == b"app shell\n"
+
+
+SERVER_WIDE = """
+    default_site = "refuse"
+    status_path = "/server-status"
+    python_path = [{mountapps!r}]
+    headers = {{X-Site = "www"}}
+
+    [mount]
+    "/api" = "handlers:echo"
+
+    [[site]]
+    server_names = ["app.example.test"]
+    root = "app"
+
+    [[site.location]]
+    prefix = "/"
+    redirect = "https://elsewhere.example.test/"
+"""
+
+
+@pytest.mark.parametrize("host", ["unknown.example.test", "app.example.test"])
+def test_status_page_health_and_mounts_stay_server_wide(site_server, host):
+    """They answer before any site is chosen: for a host `refuse` turns away, and for a site whose location
+    redirects every path; and they carry none of a site's header fields."""
+    server = site_server(SERVER_WIDE.format(mountapps=MOUNTAPPS), ready_path="/healthz")
+    site = get(server, "/page", host)
+    assert (site.status, site.header("x-site")) == ((421, None) if host.startswith("unknown") else (301, "www"))
+    for path, body in [("/healthz", b"ok"), ("/server-status", b'"workers"'), ("/api/x?y=1", b'"path_info": "/x"')]:
+        response = get(server, path, host)
+        assert (response.status, response.header("x-site")) == (200, None), path
+        assert body in response.body, path
 
 
 # ---------------------------------------------------------------- error pages
@@ -168,6 +206,12 @@ def test_a_custom_404_page_is_served_with_status_404(sites):
 def test_a_missing_error_page_falls_back_to_the_built_in_one(sites):
     response = get(sites, "/static/missing.js", "app.example.test")
     assert response.status == 404 and b"<h1>404 Not Found</h1>" in response.body
+
+
+def test_a_500_gets_the_sites_own_page_with_status_500(sites):
+    response = get(sites, "/broken/x")
+    assert (response.status, response.body, response.header("x-frame-options")) == \
+        (500, b"www's own 50x page\n", "DENY")
 
 
 def test_the_connection_serves_on_after_an_error_page(sites):
@@ -213,7 +257,9 @@ def test_location_headers_beside_site_headers(sites, status):
     response = get(sites, path, headers=extra)
     assert response.status == status
     assert response.header("x-frame-options") == "DENY"  # the site's
-    assert response.header("x-site") == "www assets"  # the location's, in place of the site's
+    # the location names them in other cases: each is sent once (header() checks), the location's value in place
+    # of the site's X-Site and of the file's own Cache-Control (cache_max_age's)
+    assert response.header("x-site") == "www assets"
     assert response.header("cache-control") == "public, max-age=31536000, immutable"
 
 
@@ -224,6 +270,7 @@ def test_site_headers_outside_any_location(sites, status):
     response = get(sites, path, headers=extra)
     assert (response.status, response.header("x-frame-options"), response.header("x-site")) == \
         (status, "DENY", "www")
+    assert response.header("cache-control") == (None if status == 404 else "max-age=60")  # the file's own
 
 
 def test_another_sites_headers_merge_with_the_top_levels(sites):
@@ -242,7 +289,7 @@ def test_framing_fields_stay_the_servers(sites):
     ("/old/2024/post?ref=feed&x=1", 301, "https://www.example.test/new/2024/post?ref=feed&x=1"),
     ("/old/", 301, "https://www.example.test/new/"),
     ("/found/a?b=c", 302, "/a.txt/a?b=c"),
-    ("/temporary/x", 307, "/elsewhere/x"),
+    ("/temporary/x?q=1", 307, "/elsewhere/x?from=old&q=1"),
     ("/permanent/y/z?q", 308, "https://other.example.test/y/z?q"),
 ], ids=["301-path-and-query", "301-prefix", "302", "307", "308"])
 def test_redirect_appends_path_and_query_with_its_status(sites, path, status, location):
@@ -295,14 +342,24 @@ def check(*args, cwd):
                           timeout=START_TIMEOUT)
 
 
-def test_check_names_a_bad_key_inside_a_site(tmp_path):
+@pytest.mark.parametrize("text, error", [
+    ('rooot = "new"\n', "site[1].rooot: unknown option here (allowed: server_names, location, root, index, autoindex, "
+                        "serve_dotfiles, charset, precompressed, cache_max_age, cache_max_age_by_ext, headers, "
+                        "error_pages, try_files)"),
+    ('[[site.location]]\nprefix = "/old/"\nredirect = "https://b.test/new/"\nstatus = 303\n',
+     "site[1].location[0].status: 303 is not one of 301, 302, 307, 308"),
+    ('headers = {Transfer-Encoding = "chunked"}\n', "site[1].headers: Transfer-Encoding is the server's own field"),
+    ('[[site.location]]\nprefix = "/a/"\nheaders = {content-length = "5"}\n',
+     "site[1].location[0].headers: content-length is the server's own field"),
+    ('[[site.location]]\nprefix = "/a/"\nheaders = {Connection = "close"}\n',
+     "site[1].location[0].headers: Connection is the server's own field"),
+], ids=["unknown-key", "redirect-status", "transfer-encoding", "content-length", "connection"])
+def test_check_names_a_bad_key_inside_a_site(tmp_path, text, error):
     write_files(tmp_path)
-    config = write_config(tmp_path, '[[site]]\nserver_names = ["a.test"]\n[[site]]\nserver_names = ["b.test"]\n'
-                                    '[[site.location]]\nprefix = "/old/"\nredirect = "https://b.test/new/"\n'
-                                    'status = 303\n')
+    two_sites = '[[site]]\nserver_names = ["a.test"]\n[[site]]\nserver_names = ["b.test"]\n'
+    config = write_config(tmp_path, two_sites + text)
     result = check("-c", config, cwd=tmp_path)
-    assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == "oserver: error: site[1].location[0].status: 303 is not one of 301, 302, 307, 308\n"
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"oserver: error: {error}\n")
 
 
 def test_check_lists_the_sites_it_resolved(tmp_path):

@@ -1,4 +1,4 @@
-"""Sites (issue 18) as pure decisions: which site a host name selects, and what a site's rules make of its
+"""Sites as pure decisions: which site a host name selects, and what a site's rules make of its
 files' replies (locations, redirects, try_files, error pages, header fields). Over real files in a temporary
 directory, no socket; the same rules over real sockets are in tests/integration/test_sites.py."""
 
@@ -309,6 +309,9 @@ REDIRECTS = """
     redirect = "/search?lang=en"
     status = 302
     [[location]]
+    prefix = "/f"
+    redirect = "/guide#top"
+    [[location]]
     prefix = "/t7"
     redirect = "/seven"
     status = 307
@@ -324,11 +327,13 @@ REDIRECTS = """
     ("/old/", 301, "https://example.test/new/"),
     ("/old", 301, "https://example.test/new/"),
     ("/old/../old/c%20d/%C3%A9", 301, "https://example.test/new/c%20d/%C3%A9"),
-    ("/q/terms?page=2", 302, "/search?lang=en/terms&page=2"),
+    ("/q/terms?page=2", 302, "/search/terms?lang=en&page=2"),
+    ("/q", 302, "/search?lang=en"),
+    ("/f/x?y", 301, "/guide/x?y#top"),
     ("/t7/x", 307, "/seven/x"),
     ("/t8/y?z", 308, "https://other.test/y?z"),
 ], ids=["path-and-query", "prefix-itself", "prefix-without-slash", "normalised-and-encoded", "302-query-joined",
-        "307", "308"])
+        "302-target-query", "fragment-last", "307", "308"])
 def test_redirect_appends_the_rest_of_the_path_and_the_query(sites, path, status, location):
     reply = sites(REDIRECTS).respond(request(path))
     assert (reply.status, field(reply, "Location")) == (status, location)
