@@ -40,9 +40,12 @@ class SocketTransport:
         return self.local
 
     def no_delay(self):
-        """Replies to come must not wait for Nagle (TCP only)."""
-        if self.sock.family != socket.AF_UNIX:
+        """Replies to come must not wait for Nagle (TCP only: a Unix socket refuses the option, which is fine;
+        asking is cheaper than sock.family, an enum built per call)."""
+        try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
     def shutdown_write(self):
         """Half-close: the client reads what was sent, then the end of the stream (a lingering close)."""
