@@ -120,7 +120,7 @@ class FileEntry:
 
     def reply(self):
         """200 with the whole file: its cached bytes (one Reply, built once), or a FileSpan over it."""
-        return self.whole or Reply(200, self.fields, parts=(FileSpan(self.file, 0, self.size),))
+        return self.whole or Reply(200, self.fields, b"", (FileSpan(self.file, 0, self.size),))
 
     def span(self, first, last):
         """Bytes first..last (inclusive) as a FileSpan (a file not held in memory)."""

@@ -36,7 +36,8 @@ class FileSpan(Part):
     corks = True
 
     def write(self, response, transport):
-        asked = min(self.count, response.quota)
+        count, quota = self.count, response.quota
+        asked = count if count < quota else quota
         n = transport.sendfile(self.file, self.offset, asked)
         if n == 0:  # the file shrank under us: never send short data
             raise SendFailed(f"file truncated while being sent: {self.file.name}")
