@@ -24,6 +24,9 @@ WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 SOL_TLS = 282  # linux/tls.h
 TLS_TX = 1
 TLS_CRYPTO_INFO_SIZE = 64  # room for any tls12_crypto_info_* the kernel returns
+# socket.socket.close without its two Python layers (close, _real_close), which only wait for file objects
+# made by makefile(); a transport makes none.
+CLOSE_SOCKET = socket._socket.socket.close
 
 
 class SocketTransport:
@@ -56,7 +59,7 @@ class SocketTransport:
 
     def close(self):
         try:
-            self.sock.close()
+            CLOSE_SOCKET(self.sock)
         except OSError:
             pass
 
