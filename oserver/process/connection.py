@@ -38,9 +38,7 @@ class Connection:
         protocol.owner = self
         self.fd = transport.fd
         self.timer = None  # the loop's timer queue this connection sits in
-        # The events it waits for: EPOLLIN (a request), EPOLLOUT (output blocked), or 0 once a client sent
-        # more than a request head's worth while mounted code worked for it (the rest waits in the kernel:
-        # back-pressure, bounded memory).
+        # The events it waits for: EPOLLIN (a request), EPOLLOUT (output blocked), or 0 (input_events()).
         self.watching = EPOLLIN
         self.registered = False  # known to the loop's epoll
         self.closed = False
@@ -69,8 +67,8 @@ class Connection:
             return self.close()
         protocol = self.protocol
         protocol.receive(data)
-        if protocol.state is WAITING_FOR_APP and len(protocol.inbuf) > protocol.services.config.max_header_bytes:
-            self.watch(0)
+        if protocol.state is WAITING_FOR_APP:
+            self.watch(self.input_events())
         self.process()
 
     def on_writable(self):
@@ -133,7 +131,7 @@ class Connection:
         try:
             sent_all = self.protocol.write(self.transport)
         except AppPending:  # a streamed body's next chunk is on its way from the pool, which resumes us
-            self.watch(EPOLLIN)  # not EPOLLOUT: the socket is writable, there is just nothing to write yet
+            self.watch(self.input_events())  # not EPOLLOUT: the socket is writable, there is nothing to write yet
             self.loop.clear_timer(self)
             return False
         except SendFailed as failure:
@@ -146,8 +144,17 @@ class Connection:
             self.loop.await_send(self)
             return False
         if self.watching != EPOLLIN:
-            self.watch(EPOLLIN)
+            self.watch(self.input_events())
         return True
+
+    def input_events(self):
+        """EPOLLIN; or 0 while mounted code works for this connection and more than a request head's worth of
+        what the client sent since waits: the rest stays in the kernel until the reply (back-pressure, bounded
+        memory)."""
+        protocol = self.protocol
+        if protocol.state is WAITING_FOR_APP and len(protocol.inbuf) > protocol.services.config.max_header_bytes:
+            return 0
+        return EPOLLIN
 
     def watch(self, events):
         if events != self.watching:

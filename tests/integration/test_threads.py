@@ -8,6 +8,7 @@ server does while they block, never how long anything takes.
 
 import concurrent.futures
 import os
+import select
 import signal
 import socket
 
@@ -164,3 +165,51 @@ def test_requests_pipelined_behind_a_running_handler_are_answered_in_order(poole
             received += chunk
     assert received.startswith(b"HTTP/1.1 200 ") and received.count(b"HTTP/1.1 200 ") == 2
     assert received.index(b"gate opened") < received.rindex(b"HTTP/1.1 200 ")
+
+
+
+
+def kernel_buffers_bound():
+    """Bytes a client's send can leave in the kernel once the worker stops reading: the client's largest send
+    buffer (tcp_wmem's maximum, 4 MiB by default), plus 4 MiB for the worker's receive buffer, which does not
+    grow while nobody reads it, and the request head's worth the worker read (measured: 3.9 MB in all)."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        return int(f.read().split()[2]) + 4 * 1024 * 1024
+
+
+HELD_INPUT_BOUND = kernel_buffers_bound()
+SENT_LIMIT = 2 * HELD_INPUT_BOUND  # bytes a client tries to push behind a running handler
+STALLED = 2.0  # seconds a socket stays unwritable before the client counts its sending as stopped
+
+
+def push_until_stalled(sock, limit):
+    """Send junk without blocking until `limit` bytes went out or the socket stays full for STALLED seconds;
+    returns the bytes the kernel took."""
+    sock.setblocking(False)
+    junk = b"x" * 65536
+    sent = 0
+    while sent < limit:
+        try:
+            sent += sock.send(junk)
+        except BlockingIOError:
+            if not select.select([], [sock], [], STALLED)[1]:
+                break
+    sock.setblocking(True)
+    return sent
+
+
+def test_a_client_sending_behind_a_running_handler_is_held_back(pooled, gates):
+    """While mounted code works for a connection, the worker reads at most a request head's worth more of it:
+    the rest waits in the kernel, so a client cannot grow the worker's memory by sending on (it once read on
+    without bound). The handler's reply still goes out, then the junk is refused."""
+    with socket.create_connection((pooled.host, pooled.port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET /block?gate=held HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: worker_status(pooled)["busy_threads"] == 1, "the handler to run")
+        sent = push_until_stalled(sock, SENT_LIMIT)
+        assert sent < HELD_INPUT_BOUND, f"the worker read on: the kernel took {sent} bytes"
+        (gates / "held").touch()
+        received = b""
+        while b"gate opened" not in received and (chunk := sock.recv(65536)):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 ") and b"gate opened" in received
+    assert get(pooled, STATIC).status_code == 200
