@@ -102,6 +102,15 @@ class StartResponse:
         self.headers = headers
         return self.written.append
 
+    def answer(self, body):
+        """(status, headers, body) for the handler; the headers count as sent from now on (PEP 3333)."""
+        self.headers_sent = True
+        return self.status, self.headers, body
+
+    def whole(self, body):
+        """answer() with a whole body (a list or tuple: sent with a Content-Length), after what write() took."""
+        return self.answer([*self.written, *body] if self.written else body)
+
 
 class WsgiApp:
     """A WSGI application as a handler: handler(request) -> (status, headers, body)."""
@@ -115,14 +124,11 @@ class WsgiApp:
         start_response = StartResponse()
         iterable = self.app(self.environ(request), start_response)
         if isinstance(iterable, (list, tuple)) and start_response.status is not None:  # a whole body at once
-            start_response.headers_sent = True
-            written = start_response.written
-            return start_response.status, start_response.headers, [*written, *iterable] if written else iterable
+            return start_response.whole(iterable)
         try:
             if isinstance(iterable, FileWrapper) and regular_file(iterable.filelike) is not None \
                     and start_response.status is not None:
-                start_response.headers_sent = True
-                return start_response.status, start_response.headers, iterable.filelike
+                return start_response.answer(iterable.filelike)
             chunks = iter(iterable)
             first = first_chunk(chunks)  # a generator app may call start_response only now (PEP 3333)
         except BaseException:
@@ -130,11 +136,9 @@ class WsgiApp:
             raise
         if start_response.status is None:
             raise RuntimeError("the WSGI application did not call start_response")
-        start_response.headers_sent = True
-        if isinstance(iterable, (list, tuple)):  # a whole body: sent with a Content-Length
-            return start_response.status, start_response.headers, [*start_response.written, *iterable]
-        return start_response.status, start_response.headers, WsgiBody(start_response.written, first, chunks,
-                                                                        iterable)
+        if isinstance(iterable, (list, tuple)):  # a list whose iteration called start_response
+            return start_response.whole(iterable)
+        return start_response.answer(WsgiBody(start_response.written, first, chunks, iterable))
 
     def environ(self, request):
         """The PEP 3333 environ: CGI variables, HTTP_* for each header, and the wsgi.* keys."""
