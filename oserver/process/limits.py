@@ -21,7 +21,6 @@ import struct
 import time
 import zlib
 
-from oserver.http.realip import CACHE_MAX
 from oserver.http.response import error_reply
 from oserver.memo import Memo
 
@@ -32,6 +31,7 @@ SET_BYTES = WAYS * ENTRY.size
 TABLE_BYTES = SETS * SET_BYTES  # 1.5 MiB of shared memory, touched only as clients come
 EMPTY = bytes(16)
 V4_MAPPED = bytes(10) + b"\xff\xff"
+CLIENT_KEYS_CACHED = 4096  # client hosts whose table key is remembered (emptied when full: clients choose them)
 REFUSED = -1  # add_connection: the client holds its limit already
 UNTRACKED = -2  # the client's set is full of clients holding connections: let through, uncounted
 REPORT_INTERVAL = 10.0  # seconds between the error-log lines that sum up refusals (never one line per refusal)
@@ -146,7 +146,7 @@ class Limits:
         self.table = table
         self.slot = slot  # this worker's stats slot: the refusal counters
         self.trusted = trusted
-        self.keys = Memo(self.table_key, CACHE_MAX)  # host text -> table key, or None for a client never limited
+        self.keys = Memo(self.table_key, CLIENT_KEYS_CACHED)  # host -> table key, None: a client never limited
         self.epoch = table.epoch
         self.refusals = {"conn_refused": 0, "req_refused": 0}  # since the last report
         self.next_report = 0.0
