@@ -99,13 +99,11 @@ class Server:
     answers before that is somebody else), and a server that exits because its picked port was taken meanwhile
     is started again on another one."""
 
-    port_picked = False  # chosen here by free_port(), not given: another may be picked if it gets taken
-
     def __init__(self, root, args=(), host="127.0.0.1", workers=2, log_path=None, env=None,
                  command=(sys.executable, HTTPD), port=None):
         self.root = root
         self.host = host
-        self.port_picked = port is None
+        self.port_picked = port is None  # chosen here by free_port(): another may be picked if it gets taken
         self.port = port or free_port(host)
         self.log_path = log_path
         self.command, self.workers, self.args, self.env = command, workers, args, env
